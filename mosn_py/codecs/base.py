@@ -1,0 +1,170 @@
+"""The sans-IO codec contract, shared by every protocol.
+
+A codec is one object per connection and role. It never touches a socket, a loop or a clock:
+
+    codec = BoltCodec(Role.SERVER, limits=CodecLimits(max_frame_size=16 << 20))
+    codec.receive_data(chunk)          # b"" means EOF
+    while (ev := codec.next_event()) is not NEED_DATA:
+        ...                            # a Frame or a ConnectionEvent
+    transport.writelines(codec.send(frame))
+
+``next_event()`` raises ``RemoteProtocolError`` on bad input, after which the codec is in the
+``ERROR`` state and every further ``next_event()`` raises again. ``send()`` raises
+``LocalProtocolError`` when asked to emit something illegal.
+
+Roles: ``Role.SERVER`` is the downstream side (decodes requests, encodes responses),
+``Role.CLIENT`` the upstream side (encodes requests, decodes responses).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from mosn_py.errors import ProxyStatus
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+    def __reduce__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Any = _NeedData()
+"""Sentinel from ``next_event()``: feed more bytes before asking again."""
+
+
+class Role(enum.Enum):
+    SERVER = "server"  # downstream: requests in, responses out
+    CLIENT = "client"  # upstream: requests out, responses in
+
+
+class MatchResult(enum.Enum):
+    MATCH = "match"
+    NO_MATCH = "no_match"
+    NEED_MORE = "need_more"
+
+
+class StreamType(enum.IntEnum):
+    REQUEST = 0
+    ONEWAY = 1  # a request that gets no response
+    RESPONSE = 2
+
+
+class PoolMode(enum.Enum):
+    MULTIPLEX = "multiplex"  # many streams per connection, matched by request id (Bolt, h2)
+    PINGPONG = "pingpong"  # one stream at a time per connection, responses in order (HTTP/1.1)
+
+
+class ConnectionEvent(enum.Enum):
+    """Non-frame events a codec can report."""
+
+    CLOSED = "closed"  # the peer sent EOF at a frame boundary
+    GOAWAY = "goaway"  # the peer asked us to stop opening streams
+
+
+@dataclass(slots=True)
+class Frame:
+    """One protocol-neutral request or response.
+
+    Treat a frame as immutable: filters and translators build a new one with
+    ``frame.evolve(...)``. (It is not ``frozen=True`` only because a frozen dataclass costs
+    about five times as much to construct, and a proxy builds several frames per request.)
+
+    ``raw`` holds the exact bytes the frame was decoded from, when it was decoded at all.
+    A codec whose ``send()`` gets a frame with ``raw`` set may forward those bytes instead of
+    re-encoding; ``evolve()`` clears ``raw`` for any change except the request id, which
+    codecs are expected to patch in place (MOSN does the same for Bolt).
+    """
+
+    stream_type: StreamType
+    request_id: int
+    headers: Mapping[str, str]
+    body: bytes | memoryview = b""
+    status: int = 0  # protocol status on responses (Bolt respStatus, HTTP status ...)
+    timeout_ms: int = 0  # <= 0: the frame asks for no timeout
+    is_heartbeat: bool = False
+    end_stream: bool = True
+    trailers: Mapping[str, str] | None = None
+    protocol: str = ""
+    extra: Any = None  # protocol-specific typed data (e.g. BoltExtra)
+    raw: bytes | memoryview | None = field(default=None, repr=False)
+
+    def evolve(self, **changes: Any) -> Frame:
+        """A copy with ``changes`` applied; ``raw`` survives only a request-id change."""
+        if "raw" not in changes and any(k != "request_id" for k in changes):
+            changes["raw"] = None
+        return replace(self, **changes)
+
+    def with_request_id(self, request_id: int) -> Frame:
+        """The same frame under another id (fast path: ``raw`` kept, the codec patches it)."""
+        return Frame(
+            self.stream_type,
+            request_id,
+            self.headers,
+            self.body,
+            self.status,
+            self.timeout_ms,
+            self.is_heartbeat,
+            self.end_stream,
+            self.trailers,
+            self.protocol,
+            self.extra,
+            self.raw,
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class CodecLimits:
+    """Per-codec bounds; exceeding one raises ``RemoteProtocolError`` with a status hint."""
+
+    max_frame_size: int = 16 << 20  # bytes, whole frame
+    max_header_size: int = 64 << 10  # bytes of header block
+    max_pending_frames: int = 4096  # decoded but not yet pulled (pipelining bound)
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """What every codec offers. See the module docstring for the call sequence."""
+
+    protocol: ClassVar[str]
+    pool_mode: ClassVar[PoolMode]
+
+    def __init__(self, role: Role, *, limits: CodecLimits = ...) -> None: ...
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer ``data`` (copied; the caller may reuse its buffer). ``b""`` means EOF."""
+
+    def next_event(self) -> Frame | ConnectionEvent | Any:
+        """The next complete frame, a ``ConnectionEvent``, or ``NEED_DATA``.
+
+        Raises ``RemoteProtocolError`` (state becomes ERROR) on bad input, including a
+        truncated frame at EOF.
+        """
+
+    def send(self, frame: Frame) -> list[bytes | memoryview]:
+        """Wire buffers for ``frame``, for ``transport.writelines()``."""
+
+    def local_reply(self, request: Frame, status: ProxyStatus, message: str = "") -> Frame:
+        """A response to ``request`` that tells its client ``status`` in protocol terms."""
+
+    @classmethod
+    def match(cls, prefix: bytes | bytearray | memoryview) -> MatchResult:
+        """Does a connection starting with ``prefix`` speak this protocol?"""
+
+
+@runtime_checkable
+class HeartbeatCapable(Protocol):
+    """Codecs whose protocol has keepalive frames the proxy answers itself."""
+
+    def heartbeat(self, request_id: int) -> Frame:
+        """A heartbeat request frame (sent upstream by an idle pool)."""
+
+    def heartbeat_reply(self, request: Frame) -> Frame:
+        """The ack for a heartbeat ``request``."""
