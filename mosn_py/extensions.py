@@ -1,0 +1,40 @@
+"""``register_builtin(registries)``: the ONLY place built-in extensions are registered.
+
+Third-party packages add theirs through the ``mosn_py.extensions`` entry-point group: each
+entry point names a callable taking the ``Registries`` object.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+
+from mosn_py.registry import Registries
+
+log = logging.getLogger("mosn_py.extensions")
+
+
+def register_builtin(reg: Registries) -> Registries:
+    from mosn_py.codecs.bolt import BoltCodec
+    from mosn_py.filters.stream.fault import FaultFilterFactory
+    from mosn_py.upstream.lb import BUILTIN_LBS
+
+    reg.codecs.register("bolt", BoltCodec)
+    for lb in BUILTIN_LBS:
+        reg.lb_policies.register(lb.name, lb)
+    reg.stream_filters.register(FaultFilterFactory.name, FaultFilterFactory)
+    reg.cluster_types.register("static", object)
+    reg.cluster_types.register("original_dst", object)
+    return reg
+
+
+def load_entry_points(reg: Registries) -> None:
+    for ep in entry_points(group="mosn_py.extensions"):
+        log.info("loading extension %s", ep.name)
+        ep.load()(reg)
+
+
+def default_registries() -> Registries:
+    reg = register_builtin(Registries())
+    load_entry_points(reg)
+    return reg

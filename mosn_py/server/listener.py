@@ -1,0 +1,235 @@
+"""Listeners: a bound socket, the per-listener context its connections share, idle sweeping
+and draining."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mosn_py.codecs.base import CodecLimits, Frame
+from mosn_py.config.model import ListenerConfig, TlsConfig
+from mosn_py.errors import ConfigError
+from mosn_py.observability.access_log import AccessLog
+from mosn_py.observability.log import log_event
+from mosn_py.observability.stats import ListenerStats
+from mosn_py.router.routes import KEY_EXTRACTORS, RouteTable
+from mosn_py.server.connection import BaseConnection, WriteBatcher
+
+if TYPE_CHECKING:
+    from mosn_py.server.runtime import Runtime
+    from mosn_py.upstream.cluster_manager import ClusterManager
+
+log = logging.getLogger("mosn_py.listener")
+
+IP_TRANSPARENT = 19  # linux/in.h
+
+
+class ListenerContext:
+    """What every connection of one listener shares (read on the hot path)."""
+
+    __slots__ = (
+        "config",
+        "runtime",
+        "loop",
+        "batcher",
+        "conns",
+        "access_log",
+        "stats",
+        "route_table",
+        "codec_cls",
+        "limits",
+        "filter_factories",
+        "draining",
+    )
+
+    def __init__(
+        self,
+        config: ListenerConfig,
+        runtime: Runtime,
+        loop: asyncio.AbstractEventLoop,
+        batcher: WriteBatcher,
+    ) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.loop = loop
+        self.batcher = batcher
+        self.conns: set[Any] = set()
+        self.access_log = AccessLog(config.access_log) if config.access_log else None
+        self.stats = ListenerStats()
+        self.route_table: RouteTable | None = None
+        self.codec_cls: Any = None
+        self.limits = CodecLimits(max_frame_size=config.max_frame_size)
+        self.filter_factories: tuple[Callable[[], Any], ...] = ()
+        self.draining = False
+
+    def clusters(self) -> ClusterManager:
+        return self.runtime.clusters
+
+    def track(self, conn: Any) -> None:
+        self.conns.add(conn)
+        self.stats.cx_total += 1
+        self.stats.cx_active += 1
+
+    def untrack(self, conn: Any) -> None:
+        if conn in self.conns:
+            self.conns.discard(conn)
+            self.stats.cx_active -= 1
+
+    def describe(self, frame: Frame) -> str:
+        ex = KEY_EXTRACTORS.get(self.config.protocol)
+        if ex is None:
+            return ""
+        return ex[0](frame.headers) or ""
+
+
+def build_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(tls.cert, tls.key)
+        if tls.ca:
+            ctx.load_verify_locations(tls.ca)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"tls: cannot load certificate/key ({tls.cert}, {tls.key}): {e}") from e
+    if tls.require_client_cert:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def bind_socket(config: ListenerConfig) -> socket.socket:
+    """Bind (but do not yet serve) a listening socket for ``config``."""
+    addr = config.address
+    infos = socket.getaddrinfo(
+        addr.host, addr.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    family, _, _, _, sockaddr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if config.transparent:
+            try:
+                level = socket.SOL_IP if family == socket.AF_INET else socket.IPPROTO_IPV6
+                sock.setsockopt(level, IP_TRANSPARENT, 1)
+            except OSError as e:
+                # Only TPROXY needs it; REDIRECT interception works without.
+                log_event(
+                    log, logging.WARNING, "IP_TRANSPARENT unavailable (TPROXY mode needs "
+                    "CAP_NET_ADMIN); REDIRECT interception still works",
+                    listener=config.name, error=str(e),
+                )
+        sock.bind(sockaddr)
+        sock.listen(config.backlog)
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"listener {config.name!r} cannot bind {addr}: {e.strerror}") from e
+    return sock
+
+
+class Listener:
+    def __init__(
+        self,
+        ctx: ListenerContext,
+        protocol_factory: Callable[[ListenerContext], asyncio.BaseProtocol],
+        sock: socket.socket,
+    ) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
+        self._factory = protocol_factory
+        self._sock = sock
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        name = self._sock.getsockname()
+        return name[0], name[1]
+
+    async def start(self) -> None:
+        cfg = self.config
+        ssl_ctx = build_ssl_context(cfg.tls) if cfg.tls else None
+        ctx = self.ctx
+        factory = self._factory
+        self._server = await ctx.loop.create_server(
+            lambda: factory(ctx), sock=self._sock, ssl=ssl_ctx, backlog=cfg.backlog
+        )
+        if cfg.idle_timeout:
+            self._schedule_sweep()
+
+    def _schedule_sweep(self) -> None:
+        interval = max(0.05, min(self.config.idle_timeout or 1.0, 20.0) / 4)
+        self._sweeper = self.ctx.loop.call_later(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections that saw no traffic (and have nothing in flight) for
+        ``idle_timeout``."""
+        timeout = self.config.idle_timeout
+        assert timeout
+        now = self.ctx.loop.time()
+        for conn in list(self.ctx.conns):
+            token = idle_token(conn)
+            if token is None:
+                conn.idle_mark = None
+                continue
+            mark = conn.idle_mark
+            if mark is None or mark[0] != token:
+                conn.idle_mark = (token, now)
+            elif now - mark[1] >= timeout:
+                log_event(
+                    log, logging.DEBUG, "closing idle connection",
+                    listener=self.config.name, peer=getattr(conn, "peer_addr", ""),
+                )
+                close_idle(conn)
+        self._schedule_sweep()
+
+    def stop_accepting(self) -> None:
+        if self._sweeper is not None and not self.ctx.draining:
+            pass
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def start_drain(self) -> None:
+        self.ctx.draining = True
+        for conn in list(self.ctx.conns):
+            if not getattr(conn, "streams", True):
+                conn.close()  # an L7 connection with nothing in flight
+
+    @property
+    def in_flight(self) -> int:
+        n = 0
+        for conn in self.ctx.conns:
+            streams = getattr(conn, "streams", None)
+            n += len(streams) if streams is not None else 1  # a tcp session counts as one
+        return n
+
+    def close_all(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conn in list(self.ctx.conns):
+            conn.abort() if isinstance(conn, BaseConnection) else conn.close()
+        if self.ctx.access_log is not None:
+            self.ctx.access_log.close()
+
+
+def idle_token(conn: Any) -> int | None:
+    """A number that changes whenever the connection does something; None = busy."""
+    streams = getattr(conn, "streams", None)
+    if streams:
+        return None  # requests in flight: their own timeouts apply
+    peer = getattr(conn, "peer", None)
+    return conn.activity + (peer.activity if peer is not None else 0)
+
+
+def close_idle(conn: Any) -> None:
+    session = getattr(conn, "session", None)
+    if session is not None:
+        session.finish("idle_timeout")
+    else:
+        conn.close()

@@ -1,0 +1,78 @@
+"""A cluster: its hosts, its load balancer, its pools and its circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mosn_py.codecs.base import CodecLimits
+from mosn_py.config.model import ClusterConfig
+from mosn_py.server.connection import WriteBatcher
+from mosn_py.upstream.host import Host
+from mosn_py.upstream.lb import LoadBalancer
+from mosn_py.upstream.pool import MultiplexPool
+
+
+class Cluster:
+    __slots__ = (
+        "config",
+        "name",
+        "hosts",
+        "lb",
+        "rq_active",
+        "rq_total",
+        "rq_overflow",
+        "max_requests",
+        "_pools",
+        "_codec_factory",
+        "_limits",
+        "_loop",
+        "_batcher",
+    )
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        lb_cls: type[LoadBalancer],
+        *,
+        codec_factory: Any = None,
+        loop: asyncio.AbstractEventLoop,
+        batcher: WriteBatcher,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.hosts = tuple(Host(e.address, e.weight) for e in config.endpoints)
+        self.lb = lb_cls(self.hosts)
+        self.rq_active = 0
+        self.rq_total = 0
+        self.rq_overflow = 0
+        self.max_requests = config.max_requests
+        self._pools: dict[Host, MultiplexPool] = {}
+        self._codec_factory = codec_factory
+        self._limits = CodecLimits(max_frame_size=config.max_frame_size)
+        self._loop = loop
+        self._batcher = batcher
+
+    @property
+    def overflowing(self) -> bool:
+        return self.rq_active >= self.max_requests
+
+    def pool(self, host: Host) -> MultiplexPool:
+        pool = self._pools.get(host)
+        if pool is None:
+            pool = self._pools[host] = MultiplexPool(
+                host,
+                size=self.config.connections_per_host,
+                codec_factory=self._codec_factory,
+                limits=self._limits,
+                connect_timeout=self.config.connect_timeout,
+                loop=self._loop,
+                batcher=self._batcher,
+                cluster_name=self.name,
+            )
+        return pool
+
+    def close(self) -> None:
+        for p in self._pools.values():
+            p.close()
+        self._pools.clear()
