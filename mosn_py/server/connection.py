@@ -77,8 +77,7 @@ class BaseConnection(asyncio.BufferedProtocol):
 
     # --- asyncio.BufferedProtocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         if self._pause_mask:
             transport.pause_reading()

@@ -64,7 +64,7 @@ def original_destination(sock: socket.socket) -> Address | None:
 class _Side(BaseConnection):
     """One half of a session; relays what it reads to ``peer``."""
 
-    __slots__ = ("session", "peer", "bytes_read", "eof")
+    __slots__ = ("session", "peer", "bytes_read", "eof", "early")
 
     def __init__(self, session: TcpProxySession) -> None:
         super().__init__(session.ctx.batcher, session.ctx.loop)
@@ -72,6 +72,10 @@ class _Side(BaseConnection):
         self.peer: _Side | None = None
         self.bytes_read = 0
         self.eof = False
+        # Bytes read before the upstream was connected. Reading is paused while connecting,
+        # but a loop may deliver one read first (uvloop starts reading after
+        # connection_made), so keep it rather than lose it.
+        self.early: list[bytes] | None = None
 
     def buffer_updated(self, nbytes: int) -> None:
         # Hot path: no batching, no clock; one write straight from the read buffer.
@@ -80,6 +84,11 @@ class _Side(BaseConnection):
         peer = self.peer
         t = peer.transport if peer is not None else None
         if t is None:
+            if self.early is None:
+                self.early = []
+            self.early.append(bytes(self._rmv[:nbytes]))
+            if self.transport is not None:
+                self.transport.pause_reading()
             return
         t.write(self._rmv[:nbytes])
         if t.get_write_buffer_size():
@@ -94,6 +103,8 @@ class _Side(BaseConnection):
     def eof_received(self) -> bool | None:
         self.eof = True
         peer = self.peer
+        if peer is None and self.session.upstream is None and not self.session.done:
+            return True  # still connecting: the EOF is passed on once connected
         if peer is not None and peer.transport is not None and not peer.closed:
             if peer.transport.can_write_eof():
                 peer.transport.write_eof()
@@ -222,7 +233,16 @@ class TcpProxySession:
             up.peer, down.peer = down, up
             assert up.transport is not None
             up.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
-            down.resume(PAUSE_UPSTREAM)
+            if down.early:
+                early, down.early = down.early, None
+                up.transport.writelines(early)
+            if down.eof:
+                if up.transport.can_write_eof():
+                    up.transport.write_eof()
+            else:
+                down.resume(PAUSE_UPSTREAM)
+                if down.transport is not None and not down._pause_mask:
+                    down.transport.resume_reading()
             return
 
     def side_closed(self, side: _Side, exc: Exception | None) -> None:
