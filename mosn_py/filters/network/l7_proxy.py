@@ -27,7 +27,7 @@ from mosn_py.codecs.base import NEED_DATA, ConnectionEvent, Frame, Role, StreamT
 from mosn_py.errors import ProtocolError, ProxyStatus, ResetReason
 from mosn_py.filters.chain import HeadersStatus, Phase, StreamFilter
 from mosn_py.observability.log import log_event
-from mosn_py.server.connection import PAUSE_PEER_SLOW, PAUSE_STREAMS, BaseConnection
+from mosn_py.server.connection import PAUSE_FLOW, PAUSE_PEER_SLOW, PAUSE_STREAMS, BaseConnection
 
 if TYPE_CHECKING:
     import asyncio
@@ -103,13 +103,16 @@ class L7Connection(BaseConnection):
             log, logging.WARNING, "downstream protocol error",
             listener=self.ctx.config.name, peer=self.peer_addr, error=str(e),
         )
-        reply_for_id = getattr(self.codec, "local_reply_for_id", None)
-        if e.request_id is not None and reply_for_id is not None:
-            try:
-                self.write(self.codec.send(reply_for_id(e.request_id, e.status_hint, str(e))))
-            except ProtocolError:
-                pass
-        self.close()
+        error_reply = getattr(self.codec, "error_reply", None)
+        reply = error_reply(str(e)) if error_reply is not None else None
+        if reply is not None:
+            self.write(self.codec.send(reply))
+        # Nothing more can be read from this connection, but the requests already in
+        # flight still get their answers before it closes.
+        self.pause(PAUSE_FLOW)
+        self.half_closed = True
+        if not self.streams:
+            self.close()
 
     def on_eof(self) -> bool | None:
         # Feed EOF to the codec: a truncated frame is a protocol error, a clean boundary a
