@@ -37,15 +37,58 @@ demo_upstreams: [{name: d, protocol: tcp, address: 127.0.0.1:2}]
 # Keys and scalars the schema knows, mixed with arbitrary ones, so that generated data gets
 # past the first shape checks and reaches the deeper validators.
 KNOWN_KEYS = sorted(
-    set(_TOP_KEYS) | set(_LISTENER_KEYS) | set(_CLUSTER_KEYS)
-    | {"rules", "match", "service", "method", "headers", "exact", "regex", "present", "timeout",
-       "retry", "attempts", "on", "config", "weight", "cert", "key", "ca", "level", "format",
-       "require_client_cert", "path"}
+    set(_TOP_KEYS)
+    | set(_LISTENER_KEYS)
+    | set(_CLUSTER_KEYS)
+    | {
+        "rules",
+        "match",
+        "service",
+        "method",
+        "headers",
+        "exact",
+        "regex",
+        "present",
+        "timeout",
+        "retry",
+        "attempts",
+        "on",
+        "config",
+        "weight",
+        "cert",
+        "key",
+        "ca",
+        "level",
+        "format",
+        "require_client_cert",
+        "path",
+    }
 )
 KNOWN_STRINGS = [
-    "tcp", "bolt", "static", "original_dst", "round_robin", "auto", "3s", "-1s", "16MiB",
-    "127.0.0.1:1", "[::1]:2", "abc", "(", ".*", "reset", "connect-failure", "bolt_in",
-    "bolt_routes", "bolt_backend", "echo", "/", "", "0", "1e9h",
+    "tcp",
+    "bolt",
+    "static",
+    "original_dst",
+    "round_robin",
+    "auto",
+    "3s",
+    "-1s",
+    "16MiB",
+    "127.0.0.1:1",
+    "[::1]:2",
+    "abc",
+    "(",
+    ".*",
+    "reset",
+    "connect-failure",
+    "bolt_in",
+    "bolt_routes",
+    "bolt_backend",
+    "echo",
+    "/",
+    "",
+    "0",
+    "1e9h",
 ]
 
 keys = st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=8))

@@ -184,7 +184,12 @@ def test_full_config_round_trip(tmp_path: Path) -> None:
     assert bolt_in.access_log == AccessLogConfig("/tmp/access.log")
 
     # defaults
-    assert (tcp_in.protocol, tcp_in.transparent, tcp_in.tls, tcp_in.filters) == ("tcp", False, None, ())
+    assert (tcp_in.protocol, tcp_in.transparent, tcp_in.tls, tcp_in.filters) == (
+        "tcp",
+        False,
+        None,
+        (),
+    )
     assert (tcp_in.cluster, tcp_in.route, tcp_in.idle_timeout) == ("passthrough", None, 90.0)
     assert (tcp_in.max_frame_size, tcp_in.backlog) == (16 << 20, 1024)
     assert tcp_in.access_log == AccessLogConfig("-")
@@ -215,8 +220,16 @@ def test_full_config_round_trip(tmp_path: Path) -> None:
         0.5,
         2,
     )
-    assert (backend.max_requests, backend.max_frame_size, backend.idle_timeout) == (100, 65536, 60.0)
-    assert (passthrough.type, passthrough.endpoints, passthrough.protocol) == ("original_dst", (), "tcp")
+    assert (backend.max_requests, backend.max_frame_size, backend.idle_timeout) == (
+        100,
+        65536,
+        60.0,
+    )
+    assert (passthrough.type, passthrough.endpoints, passthrough.protocol) == (
+        "original_dst",
+        (),
+        "tcp",
+    )
     assert (passthrough.lb, passthrough.connect_timeout, passthrough.max_requests) == (
         "round_robin",
         1.0,
@@ -254,8 +267,14 @@ def test_retry_on_key_survives_yaml_11() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, None), (False, None), (True, "-"), ("/var/log/a.log", "/var/log/a.log"), ({}, "-"),
-     ({"path": "x.log"}, "x.log")],
+    [
+        (None, None),
+        (False, None),
+        (True, "-"),
+        ("/var/log/a.log", "/var/log/a.log"),
+        ({}, "-"),
+        ({"path": "x.log"}, "x.log"),
+    ],
 )
 def test_access_log_forms(value: object, expected: str | None) -> None:
     log = parse_config(edited("listeners.0.access_log", value)).listeners[0].access_log
@@ -266,8 +285,7 @@ def test_access_log_forms(value: object, expected: str | None) -> None:
 
 SINGLE_ERRORS = [
     # --- type errors
-    ("listeners.0.transparent", "yes",
-     "listeners[0].transparent: expected a boolean, got 'yes'"),
+    ("listeners.0.transparent", "yes", "listeners[0].transparent: expected a boolean, got 'yes'"),
     ("workers", True, "workers: expected an integer, got true"),
     ("workers", 0, "workers: must be >= 1, got 0"),
     ("workers", "many", "workers: expected an integer >= 1 or 'auto', got 'many'"),
@@ -278,33 +296,62 @@ SINGLE_ERRORS = [
     ("listeners", {"a": 1}, "listeners: expected a list, got a mapping"),
     ("listeners.1", "tcp_in", "listeners[1]: expected a mapping, got 'tcp_in'"),
     ("admin", [1], "admin: expected a mapping, got a list"),
-    ("listeners.0.filters", [{"name": "f", "config": [1]}],
-     "listeners[0].filters[0].config: expected a mapping, got a list"),
-    ("listeners.0.access_log", 5,
-     "listeners[0].access_log: expected true, a file path or {path: ...}, got 5"),
+    (
+        "listeners.0.filters",
+        [{"name": "f", "config": [1]}],
+        "listeners[0].filters[0].config: expected a mapping, got a list",
+    ),
+    (
+        "listeners.0.access_log",
+        5,
+        "listeners[0].access_log: expected true, a file path or {path: ...}, got 5",
+    ),
     # --- unknown keys, with and without a suggestion
     ("listeners.0.protocl", "bolt", "listeners[0].protocl: unknown key (did you mean 'protocol'?)"),
     ("listner", [], "listner: unknown key (did you mean 'listeners'?)"),
-    ("clusters.0.zzz", 1,
-     "clusters[0].zzz: unknown key; expected name, protocol, type, endpoints, lb, "
-     "connect_timeout, connections_per_host, max_requests, max_frame_size, idle_timeout"),
-    ("xds", {"address": "127.0.0.1:18000"},
-     "xds: unknown key; expected admin, workers, drain_timeout, log, demo_upstreams, "
-     "listeners, routes, clusters"),
+    (
+        "clusters.0.zzz",
+        1,
+        (
+            "clusters[0].zzz: unknown key; expected name, protocol, type, endpoints, lb, "
+            "connect_timeout, connections_per_host, max_requests, max_frame_size, idle_timeout"
+        ),
+    ),
+    (
+        "xds",
+        {"address": "127.0.0.1:18000"},
+        (
+            "xds: unknown key; expected admin, workers, drain_timeout, log, demo_upstreams, "
+            "listeners, routes, clusters"
+        ),
+    ),
     # --- enums
-    ("clusters.0.lb", "round_robbin",
-     "clusters[0].lb: unknown value 'round_robbin' (did you mean 'round_robin'?); "
-     "expected one of round_robin, random, least_request"),
-    ("clusters.0.type", "strict",
-     "clusters[0].type: unknown value 'strict' (did you mean 'static'?); "
-     "expected one of static, original_dst"),
-    ("log", {"level": "INFO"},
-     "log.level: unknown value 'INFO' (did you mean 'info'?); "
-     "expected one of debug, info, warning, error"),
-    ("log", {"format": "yaml"},
-     "log.format: unknown value 'yaml'; expected one of json, text"),
-    ("clusters.0.protocol", 5,
-     "clusters[0].protocol: expected one of tcp, bolt, got 5"),
+    (
+        "clusters.0.lb",
+        "round_robbin",
+        (
+            "clusters[0].lb: unknown value 'round_robbin' (did you mean 'round_robin'?); "
+            "expected one of round_robin, random, least_request"
+        ),
+    ),
+    (
+        "clusters.0.type",
+        "strict",
+        (
+            "clusters[0].type: unknown value 'strict' (did you mean 'static'?); "
+            "expected one of static, original_dst"
+        ),
+    ),
+    (
+        "log",
+        {"level": "INFO"},
+        (
+            "log.level: unknown value 'INFO' (did you mean 'info'?); "
+            "expected one of debug, info, warning, error"
+        ),
+    ),
+    ("log", {"format": "yaml"}, "log.format: unknown value 'yaml'; expected one of json, text"),
+    ("clusters.0.protocol", 5, "clusters[0].protocol: expected one of tcp, bolt, got 5"),
     # --- missing keys
     ("listeners.0.name", DELETE, "listeners[0].name: missing required key"),
     ("listeners.0.address", DELETE, "listeners[0].address: missing required key"),
@@ -313,84 +360,225 @@ SINGLE_ERRORS = [
     ("admin", {}, "admin.address: missing required key"),
     # --- values
     ("listeners.0.address", "abc", "listeners[0].address: 'abc' is not host:port"),
-    ("listeners.0.idle_timeout", "5 minutes",
-     "listeners[0].idle_timeout: '5 minutes' is not a duration (use e.g. 250ms, 3s, 1.5s, 2m, 1h)"),
-    ("listeners.0.max_frame_size", "0B", "listeners[0].max_frame_size: must be greater than 0, got '0B'"),
+    (
+        "listeners.0.idle_timeout",
+        "5 minutes",
+        (
+            "listeners[0].idle_timeout: '5 minutes' is not a duration (use e.g. 250ms, 3s, 1.5s, "
+            "2m, 1h)"
+        ),
+    ),
+    (
+        "listeners.0.max_frame_size",
+        "0B",
+        "listeners[0].max_frame_size: must be greater than 0, got '0B'",
+    ),
     ("clusters.0.connect_timeout", 0, "clusters[0].connect_timeout: must be greater than 0, got 0"),
     ("clusters.0.connections_per_host", 0, "clusters[0].connections_per_host: must be >= 1, got 0"),
     ("clusters.0.max_requests", -5, "clusters[0].max_requests: must be >= 1, got -5"),
     ("drain_timeout", "-1s", "drain_timeout: negative duration '-1s'"),
-    ("routes.0.rules.0.timeout", "3", "routes[0].rules[0].timeout: duration '3' has no unit "
-     "(use e.g. 250ms, 3s, 1.5s, 2m, 1h)"),
+    (
+        "routes.0.rules.0.timeout",
+        "3",
+        ("routes[0].rules[0].timeout: duration '3' has no unit (use e.g. 250ms, 3s, 1.5s, 2m, 1h)"),
+    ),
     # --- route configs
-    ("routes.0.rules", [], "routes[0].rules: must not be empty (a route config needs at least one rule)"),
-    ("routes.0.rules.0.match.headers", {"v": {"regex": "("}},
-     "routes[0].rules[0].match.headers.v.regex: invalid regular expression '(': "
-     "missing ), unterminated subpattern at position 0"),
-    ("routes.0.rules.0.match.headers", {"v": {"present": False}},
-     "routes[0].rules[0].match.headers.v.present: only 'present: true' is supported"),
-    ("routes.0.rules.0.match.headers", {"v": {"exact": "a", "regex": "b"}},
-     "routes[0].rules[0].match.headers.v: give exactly one of exact, regex, present (got 2)"),
-    ("routes.0.rules.0.match.headers", {"v": 3},
-     "routes[0].rules[0].match.headers.v: expected a string or a mapping of exact/regex/present, got 3"),
-    ("routes.0.rules.0.match.headers", {"a.b": 3},
-     "routes[0].rules[0].match.headers['a.b']: expected a string or a mapping of "
-     "exact/regex/present, got 3"),
-    ("routes.0.rules.0.retry", {"attempts": -1}, "routes[0].rules[0].retry.attempts: must be >= 0, got -1"),
-    ("routes.0.rules.0.retry", {"on": ["reset", "timeout"]},
-     "routes[0].rules[0].retry.on[1]: unknown value 'timeout'; expected one of connect-failure, reset"),
-    ("routes.0.rules.0.retry", {"on": []},
-     "routes[0].rules[0].retry.on: must not be empty; expected some of connect-failure, reset"),
+    (
+        "routes.0.rules",
+        [],
+        "routes[0].rules: must not be empty (a route config needs at least one rule)",
+    ),
+    (
+        "routes.0.rules.0.match.headers",
+        {"v": {"regex": "("}},
+        (
+            "routes[0].rules[0].match.headers.v.regex: invalid regular expression '(': "
+            "missing ), unterminated subpattern at position 0"
+        ),
+    ),
+    (
+        "routes.0.rules.0.match.headers",
+        {"v": {"present": False}},
+        "routes[0].rules[0].match.headers.v.present: only 'present: true' is supported",
+    ),
+    (
+        "routes.0.rules.0.match.headers",
+        {"v": {"exact": "a", "regex": "b"}},
+        "routes[0].rules[0].match.headers.v: give exactly one of exact, regex, present (got 2)",
+    ),
+    (
+        "routes.0.rules.0.match.headers",
+        {"v": 3},
+        (
+            "routes[0].rules[0].match.headers.v: expected a string or a mapping of "
+            "exact/regex/present, got 3"
+        ),
+    ),
+    (
+        "routes.0.rules.0.match.headers",
+        {"a.b": 3},
+        (
+            "routes[0].rules[0].match.headers['a.b']: expected a string or a mapping of "
+            "exact/regex/present, got 3"
+        ),
+    ),
+    (
+        "routes.0.rules.0.retry",
+        {"attempts": -1},
+        "routes[0].rules[0].retry.attempts: must be >= 0, got -1",
+    ),
+    (
+        "routes.0.rules.0.retry",
+        {"on": ["reset", "timeout"]},
+        (
+            "routes[0].rules[0].retry.on[1]: unknown value 'timeout'; expected one of "
+            "connect-failure, reset"
+        ),
+    ),
+    (
+        "routes.0.rules.0.retry",
+        {"on": []},
+        "routes[0].rules[0].retry.on: must not be empty; expected some of connect-failure, reset",
+    ),
     # --- listener shape by protocol
-    ("listeners.1.route", "bolt_routes", "listeners[1].route: not allowed on a tcp listener (it takes 'cluster')"),
-    ("listeners.0.cluster", "echo", "listeners[0].cluster: not allowed on a bolt listener (it takes 'route')"),
+    (
+        "listeners.1.route",
+        "bolt_routes",
+        "listeners[1].route: not allowed on a tcp listener (it takes 'cluster')",
+    ),
+    (
+        "listeners.0.cluster",
+        "echo",
+        "listeners[0].cluster: not allowed on a bolt listener (it takes 'route')",
+    ),
     ("listeners.0.route", DELETE, "listeners[0].route: required for a bolt listener"),
     ("listeners.1.cluster", DELETE, "listeners[1].cluster: required for a tcp listener"),
-    ("listeners.1.filters", [{"name": "fault"}],
-     "listeners[1].filters: stream filters need an L7 protocol; a tcp listener relays raw bytes"),
+    (
+        "listeners.1.filters",
+        [{"name": "fault"}],
+        "listeners[1].filters: stream filters need an L7 protocol; a tcp listener relays raw bytes",
+    ),
     # --- clusters
-    ("clusters.1.endpoints", [], "clusters[1].endpoints: a static cluster needs at least one endpoint"),
-    ("clusters.1.endpoints", DELETE, "clusters[1].endpoints: a static cluster needs at least one endpoint"),
-    ("clusters.1.type", "original_dst",
-     "clusters[1].endpoints: an original_dst cluster connects to each connection's original "
-     "destination and takes no endpoints"),
-    ("clusters.1.endpoints", ["127.0.0.1:0"], "clusters[1].endpoints[0]: 127.0.0.1:0: port 0 cannot be connected to"),
-    ("clusters.1.endpoints", ["a:1", {"address": "a:2", "weight": 0}],
-     "clusters[1].endpoints[1].weight: must be >= 1, got 0"),
-    ("clusters.1.endpoints", ["a:1", {"weight": 2}], "clusters[1].endpoints[1].address: missing required key"),
-    ("clusters.1.endpoints", ["a:1", "A:1"],
-     "clusters[1].endpoints[1]: duplicate endpoint A:1 (first at clusters[1].endpoints[0])"),
+    (
+        "clusters.1.endpoints",
+        [],
+        "clusters[1].endpoints: a static cluster needs at least one endpoint",
+    ),
+    (
+        "clusters.1.endpoints",
+        DELETE,
+        "clusters[1].endpoints: a static cluster needs at least one endpoint",
+    ),
+    (
+        "clusters.1.type",
+        "original_dst",
+        (
+            "clusters[1].endpoints: an original_dst cluster connects to each connection's original "
+            "destination and takes no endpoints"
+        ),
+    ),
+    (
+        "clusters.1.endpoints",
+        ["127.0.0.1:0"],
+        "clusters[1].endpoints[0]: '127.0.0.1:0': port 0 cannot be connected to",
+    ),
+    (
+        "clusters.1.endpoints",
+        ["a:1", {"address": "a:2", "weight": 0}],
+        "clusters[1].endpoints[1].weight: must be >= 1, got 0",
+    ),
+    (
+        "clusters.1.endpoints",
+        ["a:1", {"weight": 2}],
+        "clusters[1].endpoints[1].address: missing required key",
+    ),
+    (
+        "clusters.1.endpoints",
+        ["a:1", "A:1"],
+        "clusters[1].endpoints[1]: duplicate endpoint A:1 (first at clusters[1].endpoints[0])",
+    ),
     ("clusters.1.endpoints", ["a:1", "nope"], "clusters[1].endpoints[1]: 'nope' is not host:port"),
     # --- references, with and without a suggestion
-    ("listeners.0.route", "bolt_route",
-     "listeners[0].route: no route config named 'bolt_route' (did you mean 'bolt_routes'?)"),
-    ("listeners.1.cluster", "zzz", "listeners[1].cluster: no cluster named 'zzz'; defined: bolt_backend, echo"),
-    ("routes.0.rules.0.cluster", "bolt_backnd",
-     "routes[0].rules[0].cluster: no cluster named 'bolt_backnd' (did you mean 'bolt_backend'?)"),
+    (
+        "listeners.0.route",
+        "bolt_route",
+        "listeners[0].route: no route config named 'bolt_route' (did you mean 'bolt_routes'?)",
+    ),
+    (
+        "listeners.1.cluster",
+        "zzz",
+        "listeners[1].cluster: no cluster named 'zzz'; defined: bolt_backend, echo",
+    ),
+    (
+        "routes.0.rules.0.cluster",
+        "bolt_backnd",
+        "routes[0].rules[0].cluster: no cluster named 'bolt_backnd' (did you mean 'bolt_backend'?)",
+    ),
     # --- duplicates
-    ("listeners.1.name", "bolt_in", "listeners[1].name: duplicate listener name 'bolt_in' (first at listeners[0])"),
-    ("clusters.2", {"name": "bolt_backend", "endpoints": ["a:1"]},
-     "clusters[2].name: duplicate cluster name 'bolt_backend' (first at clusters[0])"),
-    ("listeners.1.address", "127.0.0.1:12200",
-     "listeners[1].address: address 127.0.0.1:12200 is already used by listener 'bolt_in' (listeners[0])"),
-    ("admin", {"address": "127.0.0.1:12300"},
-     "listeners[1].address: address 127.0.0.1:12300 is already used by the admin API (admin.address)"),
-    ("demo_upstreams", [{"name": "d", "protocol": "tcp", "address": "127.0.0.1:12200"}],
-     "listeners[0].address: address 127.0.0.1:12200 is already used by demo upstream 'd' "
-     "(demo_upstreams[0])"),
-    ("demo_upstreams", [{"name": "d", "protocol": "http", "address": "127.0.0.1:1"}],
-     "demo_upstreams[0].protocol: unknown value 'http'; expected one of bolt, tcp"),
+    (
+        "listeners.1.name",
+        "bolt_in",
+        "listeners[1].name: duplicate listener name 'bolt_in' (first at listeners[0])",
+    ),
+    (
+        "clusters.2",
+        {"name": "bolt_backend", "endpoints": ["a:1"]},
+        "clusters[2].name: duplicate cluster name 'bolt_backend' (first at clusters[0])",
+    ),
+    (
+        "listeners.1.address",
+        "127.0.0.1:12200",
+        (
+            "listeners[1].address: address 127.0.0.1:12200 is already used by listener 'bolt_in' "
+            "(listeners[0])"
+        ),
+    ),
+    (
+        "admin",
+        {"address": "127.0.0.1:12300"},
+        (
+            "listeners[1].address: address 127.0.0.1:12300 is already used by the admin API "
+            "(admin.address)"
+        ),
+    ),
+    (
+        "demo_upstreams",
+        [{"name": "d", "protocol": "tcp", "address": "127.0.0.1:12200"}],
+        (
+            "listeners[0].address: address 127.0.0.1:12200 is already used by demo upstream 'd' "
+            "(demo_upstreams[0])"
+        ),
+    ),
+    (
+        "demo_upstreams",
+        [{"name": "d", "protocol": "http", "address": "127.0.0.1:1"}],
+        "demo_upstreams[0].protocol: unknown value 'http'; expected one of bolt, tcp",
+    ),
     # --- protocols
-    ("clusters.0.protocol", "tcp",
-     "routes[0].rules[0].cluster: cluster 'bolt_backend' speaks tcp but listener 'bolt_in' (bolt) "
-     "routes to it and no translator from bolt to tcp exists"),
-    ("clusters.1.protocol", "bolt",
-     "listeners[1].cluster: cluster 'echo' speaks bolt but listener 'tcp_in' (tcp) relays raw "
-     "bytes to it; a tcp listener needs a tcp cluster"),
+    (
+        "clusters.0.protocol",
+        "tcp",
+        (
+            "routes[0].rules[0].cluster: cluster 'bolt_backend' speaks tcp but listener "
+            "'bolt_in' (bolt) "
+            "routes to it and no translator from bolt to tcp exists"
+        ),
+    ),
+    (
+        "clusters.1.protocol",
+        "bolt",
+        (
+            "listeners[1].cluster: cluster 'echo' speaks bolt but listener 'tcp_in' (tcp) "
+            "relays raw "
+            "bytes to it; a tcp listener needs a tcp cluster"
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "line"), SINGLE_ERRORS, ids=[e[2] for e in SINGLE_ERRORS])
+@pytest.mark.parametrize(
+    ("path", "value", "line"), SINGLE_ERRORS, ids=[e[2] for e in SINGLE_ERRORS]
+)
 def test_single_error(path: str, value: object, line: str) -> None:
     assert errors_of(edited(path, value)) == (line,)
 
@@ -405,7 +593,10 @@ def test_ipv6_duplicate_addresses_compare_canonically() -> None:
     data = edited("listeners.0.address", "[::1]:80")
     data["listeners"][1]["address"] = "[0:0::1]:80"
     assert errors_of(data) == (
-        "listeners[1].address: address [::1]:80 is already used by listener 'bolt_in' (listeners[0])",
+        (
+            "listeners[1].address: address [::1]:80 is already used by listener 'bolt_in' "
+            "(listeners[0])"
+        ),
     )
 
 
@@ -420,7 +611,9 @@ def test_duplicate_route_config_name() -> None:
 def test_reference_with_no_definitions() -> None:
     data = base()
     data["routes"] = []
-    assert errors_of(data) == ("listeners[0].route: no route config named 'bolt_routes'; none is defined",)
+    assert errors_of(data) == (
+        "listeners[0].route: no route config named 'bolt_routes'; none is defined",
+    )
 
 
 def test_translation_pairs_allow_a_protocol_hop() -> None:
@@ -429,8 +622,10 @@ def test_translation_pairs_allow_a_protocol_hop() -> None:
     config = parse_config(data, translations={("bolt", "tcp")})
     assert config.clusters[0].protocol == "tcp"
     assert check_protocol_compatibility(config) == [
-        "routes[0].rules[0].cluster: cluster 'bolt_backend' speaks tcp but listener 'bolt_in' "
-        "(bolt) routes to it and no translator from bolt to tcp exists"
+        (
+            "routes[0].rules[0].cluster: cluster 'bolt_backend' speaks tcp but listener 'bolt_in' "
+            "(bolt) routes to it and no translator from bolt to tcp exists"
+        )
     ]
     assert check_protocol_compatibility(config, {("bolt", "tcp")}) == []
 
@@ -438,8 +633,10 @@ def test_translation_pairs_allow_a_protocol_hop() -> None:
 def test_unknown_filter_with_suggestion() -> None:
     data = edited("listeners.0.filters", [{"name": "faul"}, {"name": "headers"}])
     assert errors_of(data, known_filters=["fault", "headers"]) == (
-        "listeners[0].filters[0].name: unknown filter 'faul' (did you mean 'fault'?); "
-        "known: fault, headers",
+        (
+            "listeners[0].filters[0].name: unknown filter 'faul' (did you mean 'fault'?); "
+            "known: fault, headers"
+        ),
     )
     assert errors_of(data, known_filters=[]) == (
         "listeners[0].filters[0].name: unknown filter 'faul'; no filters are registered",
@@ -479,13 +676,19 @@ def test_tls_unreadable_file(tmp_path: Path) -> None:
 def test_tls_client_cert_needs_ca(tmp_path: Path) -> None:
     pem = tmp_path / "x.pem"
     pem.write_text("x")
-    data = edited("listeners.0.tls", {"cert": str(pem), "key": str(pem), "require_client_cert": True})
+    data = edited(
+        "listeners.0.tls", {"cert": str(pem), "key": str(pem), "require_client_cert": True}
+    )
     assert errors_of(data) == (
-        "listeners[0].tls.ca: required when require_client_cert is true "
-        "(the CA that signs client certificates)",
+        (
+            "listeners[0].tls.ca: required when require_client_cert is true "
+            "(the CA that signs client certificates)"
+        ),
     )
     data["listeners"][0]["tls"]["require_client_cert"] = "yes"
-    assert errors_of(data) == ("listeners[0].tls.require_client_cert: expected a boolean, got 'yes'",)
+    assert errors_of(data) == (
+        "listeners[0].tls.require_client_cert: expected a boolean, got 'yes'",
+    )
 
 
 # ------------------------------------------------------------------- many mistakes at once
@@ -502,10 +705,14 @@ def test_five_mistakes_five_lines() -> None:
         [
             "listeners[0].protocl: unknown key (did you mean 'protocol'?)",
             "listeners[1].address: 'abc' is not host:port",
-            "routes[0].rules[0].cluster: no cluster named 'bolt_backnd' "
-            "(did you mean 'bolt_backend'?)",
-            "clusters[0].lb: unknown value 'round_robbin' (did you mean 'round_robin'?); "
-            "expected one of round_robin, random, least_request",
+            (
+                "routes[0].rules[0].cluster: no cluster named 'bolt_backnd' "
+                "(did you mean 'bolt_backend'?)"
+            ),
+            (
+                "clusters[0].lb: unknown value 'round_robbin' (did you mean 'round_robin'?); "
+                "expected one of round_robin, random, least_request"
+            ),
             "clusters[2].name: duplicate cluster name 'echo' (first at clusters[1])",
         ]
     )
@@ -517,7 +724,10 @@ def test_bad_values_do_not_cascade() -> None:
     data = edited("clusters.1.name", 5)
     data["clusters"][0]["protocol"] = "bolt2"
     assert errors_of(data) == (
-        "clusters[0].protocol: unknown value 'bolt2' (did you mean 'bolt'?); expected one of tcp, bolt",
+        (
+            "clusters[0].protocol: unknown value 'bolt2' (did you mean 'bolt'?); expected one of "
+            "tcp, bolt"
+        ),
         "clusters[1].name: expected a string, got 5",
     )
 
@@ -538,8 +748,10 @@ def test_empty_config() -> None:
 
 def test_top_level_not_a_mapping() -> None:
     assert errors_of([1, 2], source="x.yaml") == (
-        "x.yaml: expected a mapping of top-level keys (admin, workers, drain_timeout, log, "
-        "demo_upstreams, listeners, routes, clusters), got a list",
+        (
+            "x.yaml: expected a mapping of top-level keys (admin, workers, drain_timeout, log, "
+            "demo_upstreams, listeners, routes, clusters), got a list"
+        ),
     )
 
 
@@ -569,19 +781,24 @@ def test_load_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
 def test_load_yaml_bad_indentation(tmp_path: Path) -> None:
     text = "listeners:\n  - name: a\n   address: x\n"
     assert load_errors(tmp_path, text) == (
-        "c.yaml:3:4: invalid YAML: expected <block end>, but found '<block mapping start>' "
-        "(while parsing a block collection)",
+        (
+            "c.yaml:3:4: invalid YAML: expected <block end>, but found '<block mapping start>' "
+            "(while parsing a block collection)"
+        ),
     )
 
 
 def test_load_duplicate_yaml_keys(tmp_path: Path) -> None:
     text = BASE.replace("    cluster: echo\n", "    cluster: echo\n    cluster: echo\n")
-    assert load_errors(tmp_path, text) == ("c.yaml:10:5: duplicate key 'cluster' (first at line 9)",)
+    assert load_errors(tmp_path, text) == (
+        "c.yaml:10:5: duplicate key 'cluster' (first at line 9)",
+    )
 
 
 def test_load_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
     text = BASE.replace(
-        "clusters:\n", "clusters:\n  - &tmpl {name: t, endpoints: [a:1]}\n  - <<: *tmpl\n    name: t2\n"
+        "clusters:\n",
+        "clusters:\n  - &tmpl {name: t, endpoints: [a:1]}\n  - <<: *tmpl\n    name: t2\n",
     )
     path = tmp_path / "c.yaml"
     path.write_text(text)
@@ -624,10 +841,16 @@ def test_default_config_loads() -> None:
     }
     bolt_in, tcp_in = config.listeners
     assert (bolt_in.name, bolt_in.protocol, str(bolt_in.address), bolt_in.route) == (
-        "bolt_in", "bolt", "127.0.0.1:12200", "demo_routes",
+        "bolt_in",
+        "bolt",
+        "127.0.0.1:12200",
+        "demo_routes",
     )
     assert (tcp_in.name, tcp_in.protocol, str(tcp_in.address), tcp_in.cluster) == (
-        "tcp_in", "tcp", "127.0.0.1:12300", "echo",
+        "tcp_in",
+        "tcp",
+        "127.0.0.1:12300",
+        "echo",
     )
     (rule,) = config.routes[0].rules
     assert rule.match.service == "com.alipay.rpc.common.service.facade.pb.SampleServicePb:1.0"

@@ -24,7 +24,6 @@ from .vectors import (
     REQUESTS,
     VECTORS,
     Vector,
-    assert_frame_matches,
     build_frame,
     feed,
     pack_header_map,
@@ -66,7 +65,7 @@ def test_changed_request_id_patches_only_the_id(v: Vector, new_id: int) -> None:
     assert len(out) == len(v.wire)
     assert out[off : off + 4] == struct.pack(">I", new_id)
     if v.has_crc:
-        assert out[: off] == v.wire[: off]
+        assert out[:off] == v.wire[:off]
         assert out[off + 4 : -4] == v.wire[off + 4 : -4]
         assert out[-4:] == struct.pack(">I", zlib.crc32(out[:-4]))
         assert out[-4:] != v.wire[-4:]
@@ -81,8 +80,17 @@ def test_patched_crc_matches_java_and_node_formula() -> None:
     v = vector("sofaboltnode_pb_bolt2crc__hello", "request")
     out = wire_of(BoltCodec(Role.CLIENT).send(decoded(v).with_request_id(77)))
     expected = build_frame(
-        proto=2, ver1=2, type=1, cmdcode=1, request_id=77, codec=11, switch=1, timeout=3000,
-        class_name=SOFA_REQUEST_CLASS, header=v.wire[24 + 44 : 24 + 44 + 227], content=v.content,
+        proto=2,
+        ver1=2,
+        type=1,
+        cmdcode=1,
+        request_id=77,
+        codec=11,
+        switch=1,
+        timeout=3000,
+        class_name=SOFA_REQUEST_CLASS,
+        header=v.wire[24 + 44 : 24 + 44 + 227],
+        content=v.content,
     )
     assert out == expected
 
@@ -119,8 +127,11 @@ def test_translator_frame_defaults() -> None:
     req = Frame(StreamType.REQUEST, 9, {"service": "a.B:1.0"}, b"\x0a\x01x", timeout_ms=1000)
     out = wire_of(BoltCodec(Role.CLIENT).send(req))
     assert out == build_frame(
-        request_id=9, timeout=1000, class_name=SOFA_REQUEST_CLASS,
-        header=pack_header_map([(b"service", b"a.B:1.0")]), content=b"\x0a\x01x",
+        request_id=9,
+        timeout=1000,
+        class_name=SOFA_REQUEST_CLASS,
+        header=pack_header_map([(b"service", b"a.B:1.0")]),
+        content=b"\x0a\x01x",
     )
     resp = Frame(StreamType.RESPONSE, 9, {}, b"ok", status=0)
     out = wire_of(BoltCodec(Role.SERVER).send(resp))
@@ -144,8 +155,13 @@ def test_header_values_none_are_skipped() -> None:
 
 def big_request(proto: int, body_len: int) -> bytes:
     return build_frame(
-        proto=proto, ver1=2, switch=1 if proto == 2 else 0, request_id=5, timeout=3000,
-        class_name=SOFA_REQUEST_CLASS, header=pack_header_map([(b"service", b"s:1.0")]),
+        proto=proto,
+        ver1=2,
+        switch=1 if proto == 2 else 0,
+        request_id=5,
+        timeout=3000,
+        class_name=SOFA_REQUEST_CLASS,
+        header=pack_header_map([(b"service", b"s:1.0")]),
         content=bytes(range(256)) * (body_len // 256),
     )
 
@@ -188,11 +204,11 @@ def test_body_buffer_kinds() -> None:
         memoryview(bytes(range(12)))[::2],  # non-contiguous: copied
         bytearray(b"abc"),
     ):
-        frame = Frame(StreamType.REQUEST, 1, {}, body)
+        frame = Frame(StreamType.REQUEST, 1, {}, body)  # type: ignore[arg-type]
         got = feed(Role.SERVER, [wire_of(BoltCodec(Role.CLIENT).send(frame))])[0]
         assert bytes(got.body) == bytes(memoryview(body).tobytes())
     big = bytearray(ZERO_COPY_THRESHOLD + 1)
-    out = BoltCodec(Role.CLIENT).send(Frame(StreamType.REQUEST, 1, {}, big))
+    out = BoltCodec(Role.CLIENT).send(Frame(StreamType.REQUEST, 1, {}, big))  # type: ignore[arg-type]
     assert isinstance(out[-1], memoryview) and out[-1].obj is big
     with pytest.raises(LocalProtocolError):
         BoltCodec(Role.CLIENT).send(Frame(StreamType.REQUEST, 1, {}, "text"))  # type: ignore[arg-type]
@@ -286,8 +302,16 @@ def test_local_reply_v2_crc() -> None:
     server = BoltCodec(Role.SERVER)
     out = wire_of(server.send(server.local_reply(decoded(req), ProxyStatus.TIMEOUT, "late")))
     assert out == build_frame(
-        proto=2, ver1=2, switch=1, type=0, cmdcode=2, request_id=req.request_id, codec=11,
-        status=7, class_name=SOFA_RESPONSE_CLASS, content=b"late",
+        proto=2,
+        ver1=2,
+        switch=1,
+        type=0,
+        cmdcode=2,
+        request_id=req.request_id,
+        codec=11,
+        status=7,
+        class_name=SOFA_RESPONSE_CLASS,
+        content=b"late",
     )
     assert out[-4:] == struct.pack(">I", zlib.crc32(out[:-4]))
 

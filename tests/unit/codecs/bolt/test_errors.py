@@ -11,7 +11,7 @@ from mosn_py.codecs.base import NEED_DATA, CodecLimits, ConnectionEvent, Role
 from mosn_py.codecs.bolt import SOFA_REQUEST_CLASS, BoltCodec, CodecState
 from mosn_py.errors import ProxyStatus, RemoteProtocolError
 
-from .vectors import build_frame, feed, pack_header_map, vector
+from .vectors import Vector, build_frame, feed, pack_header_map, vector
 
 HELLO = vector("anthunder_aio__hello", "request")  # v1, 7 headers
 HELLO_RESP = vector("anthunder_aio__hello", "response")
@@ -50,13 +50,13 @@ def reject(
 
 
 @pytest.mark.parametrize("v", [HELLO_RESP, CRC_RESP, vector("anthunder__heartbeat", "response")])
-def test_server_rejects_responses(v) -> None:  # type: ignore[no-untyped-def]
+def test_server_rejects_responses(v: Vector) -> None:
     err, _ = reject(Role.SERVER, v.wire)
     assert "response" in str(err)
 
 
 @pytest.mark.parametrize("v", [HELLO, CRC, vector("anthunder__heartbeat", "request")])
-def test_client_rejects_requests(v) -> None:  # type: ignore[no-untyped-def]
+def test_client_rejects_requests(v: Vector) -> None:
     err, _ = reject(Role.CLIENT, v.wire)
     assert "request" in str(err)
 
@@ -175,11 +175,19 @@ def hello_with_header(block: bytes) -> bytes:
         pack_header_map([(b"k", b"\xff\xfe")]),  # invalid UTF-8
         pack_header_map([(b"\xc3", b"v")]),
     ],
-    ids=["key-overrun", "value-overrun", "stray", "no-value-len", "neg-key", "neg-value",
-         "utf8-value", "utf8-key"],
+    ids=[
+        "key-overrun",
+        "value-overrun",
+        "stray",
+        "no-value-len",
+        "neg-key",
+        "neg-value",
+        "utf8-value",
+        "utf8-key",
+    ],
 )
 def test_malformed_header_map(block: bytes) -> None:
-    err, codec = reject(Role.SERVER, hello_with_header(block))
+    err, _ = reject(Role.SERVER, hello_with_header(block))
     assert err.request_id == 12
     assert "header map" in str(err)
 

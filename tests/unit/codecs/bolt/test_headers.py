@@ -67,7 +67,7 @@ def test_repeated_key_keeps_last() -> None:
         b"\x00\x00\x00",
         struct.pack(">i", -2) + struct.pack(">i", 0),
         struct.pack(">i", 0) + struct.pack(">i", -3),
-        struct.pack(">i", -2**31) + struct.pack(">i", 0),
+        struct.pack(">i", -(2**31)) + struct.pack(">i", 0),
         struct.pack(">i", 2**31 - 1) + struct.pack(">i", 0),
         pack_header_map([(b"k", b"\x80")]),
     ],

@@ -56,10 +56,12 @@ def test_mapping_table() -> None:
 
 
 def test_crc_rule() -> None:
-    assert crc_present(2, 1) and crc_present(2, 0xFF)
-    assert not crc_present(2, 0) and not crc_present(2, 2)
-    assert not crc_present(1, 1)
-    assert BoltExtra(proto=2, switch=1).has_crc and not BoltExtra().has_crc
+    assert crc_present(2, 2, 1) and crc_present(2, 2, 0xFF)
+    assert not crc_present(2, 2, 0) and not crc_present(2, 2, 2)
+    assert not crc_present(2, 1, 1)  # Java: ver1 1 means no CRC whatever the switch
+    assert not crc_present(1, 2, 1)
+    assert BoltExtra(proto=2, ver1=2, switch=1).has_crc
+    assert not BoltExtra(proto=2, ver1=1, switch=1).has_crc and not BoltExtra().has_crc
     assert frame_crc(b"abc") == zlib.crc32(b"abc")
 
 
@@ -67,5 +69,10 @@ def test_layout_sizes() -> None:
     """bolt.md §1, §2, §7: 22/20 bytes in v1, 24/22 in v2."""
     sizes = {key: lay.size for key, lay in LAYOUTS.items()}
     assert sizes == {
-        (1, 1): 22, (1, 2): 22, (1, 0): 20, (2, 1): 24, (2, 2): 24, (2, 0): 22,
+        (1, 1): 22,
+        (1, 2): 22,
+        (1, 0): 20,
+        (2, 1): 24,
+        (2, 2): 24,
+        (2, 0): 22,
     }

@@ -1,0 +1,860 @@
+"""YAML file -> validated ``Config`` (the model in ``config/model.py``).
+
+Validation happens once, here, and reports every problem it can find in one
+``ConfigError``, one line each, every line starting with the path of the offending key::
+
+    listeners[0].address: 'abc' is not host:port
+    listeners[0].protocl: unknown key (did you mean 'protocol'?)
+    clusters[1].lb: unknown value 'round_robbin' (did you mean 'round_robin'?); expected one of ...
+    routes[0].rules[2].cluster: no cluster named 'grpc_backnd' (did you mean 'grpc_backend'?)
+
+Three passes: (1) read the YAML (syntax errors and duplicate keys name file, line and
+column); (2) check each section's shape and values, building model objects with defaults
+standing in for bad values; (3) cross-check names, addresses and protocols. Pass 3 skips
+any check whose inputs were already reported bad in pass 2, so one mistake gives one line,
+not a cascade.
+
+Relative file names (TLS certificates and keys) are relative to the working directory,
+as in Envoy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import yaml
+
+from mosn_py.config.model import (
+    CLUSTER_PROTOCOLS,
+    CLUSTER_TYPES,
+    LB_POLICIES,
+    LISTENER_PROTOCOLS,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    RETRY_ON,
+    AccessLogConfig,
+    Address,
+    AdminConfig,
+    ClusterConfig,
+    Config,
+    DemoUpstream,
+    Endpoint,
+    FilterConfig,
+    HeaderMatcher,
+    ListenerConfig,
+    LogConfig,
+    RetryPolicy,
+    RouteConfig,
+    RouteMatch,
+    RouteRule,
+    TlsConfig,
+)
+from mosn_py.config.values import (
+    describe,
+    int_at_least,
+    one_of,
+    parse_address,
+    parse_bool,
+    parse_duration,
+    parse_name,
+    parse_optional_duration,
+    parse_positive_duration,
+    parse_positive_size,
+    parse_readable_file,
+    parse_regex,
+    parse_string,
+    parse_workers,
+    suggest,
+)
+from mosn_py.errors import ConfigError
+
+__all__ = ["DEMO_PROTOCOLS", "check_protocol_compatibility", "load_config", "parse_config"]
+
+T = TypeVar("T")
+
+# The built-in demo servers (mosn_py/demo) that ``demo_upstreams`` may start.
+DEMO_PROTOCOLS: tuple[str, ...] = ("bolt", "tcp")
+
+# fmt: off
+_TOP_KEYS = (
+    "admin", "workers", "drain_timeout", "log", "demo_upstreams", "listeners", "routes",
+    "clusters",
+)
+_LISTENER_KEYS = (
+    "name", "address", "protocol", "transparent", "tls", "filters", "route", "cluster",
+    "idle_timeout", "max_frame_size", "access_log", "backlog",
+)
+_CLUSTER_KEYS = (
+    "name", "protocol", "type", "endpoints", "lb", "connect_timeout", "connections_per_host",
+    "max_requests", "max_frame_size", "idle_timeout",
+)
+# fmt: on
+_HEADER_MATCH_KEYS = ("exact", "regex", "present")
+
+_PLACEHOLDER_ADDRESS = Address("0.0.0.0", 0)  # stands in for a bad address; never returned
+_SIMPLE_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+# ----------------------------------------------------------------------------- error plumbing
+
+
+class _Errors:
+    """The error lines collected so far, and the set of paths already known to be bad."""
+
+    __slots__ = ("_bad", "lines")
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._bad: set[str] = set()
+
+    def add(self, path: str, problem: str) -> None:
+        line = f"{path}: {problem}"
+        if line not in self.lines:
+            self.lines.append(line)
+        self._bad.add(path)
+
+    def has_under(self, path: str) -> bool:
+        """Whether ``path`` or anything inside it was reported bad."""
+        return any(b == path or b.startswith((path + ".", path + "[")) for b in self._bad)
+
+    def is_bad(self, path: str) -> bool:
+        """Whether ``path`` or one of its ancestors was reported bad."""
+        while path:
+            if path in self._bad:
+                return True
+            cut = max(path.rfind("."), path.rfind("["))
+            if cut <= 0:
+                return False
+            path = path[:cut]
+        return False
+
+
+def _join(path: str, key: str) -> str:
+    if not _SIMPLE_KEY_RE.fullmatch(key):
+        return f"{path}[{key!r}]"
+    return f"{path}.{key}" if path else key
+
+
+def _unknown_name(kind: str, name: str, defined: Collection[str]) -> str:
+    hint = suggest(name, defined)
+    if hint:
+        return f"no {kind} named {describe(name)}{hint}"
+    if not defined:
+        return f"no {kind} named {describe(name)}; none is defined"
+    return f"no {kind} named {describe(name)}; defined: {', '.join(defined)}"
+
+
+# ---------------------------------------------------------------------------- shape checkers
+# Scalar converters (values.py) take a YAML value and return the model value or raise
+# ValueError with a message (no path); ``_field`` adds the path.
+
+
+def _mapping(
+    errs: _Errors,
+    path: str,
+    value: object,
+    known: Collection[str] | None,
+    required: Iterable[str] = (),
+) -> dict[str, Any] | None:
+    """``value`` as a dict with string keys, unknown keys reported (unless known is None)."""
+    if not isinstance(value, dict):
+        errs.add(path, f"expected a mapping, got {describe(value)}")
+        return None
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key is True and known is not None and "on" in known:
+            key = "on"  # YAML 1.1 reads a bare `on:` key as the boolean true
+        if not isinstance(key, str):
+            errs.add(path or "top level", f"key {describe(key)} is not a string")
+        elif known is not None and key not in known:
+            hint = suggest(key, known)
+            problem = f"unknown key{hint}" if hint else f"unknown key; expected {', '.join(known)}"
+            errs.add(_join(path, key), problem)
+        else:
+            out[key] = item
+    for key in required:
+        if key not in out:
+            errs.add(_join(path, key), "missing required key")
+    return out
+
+
+def _list(errs: _Errors, path: str, value: object) -> list[Any]:
+    """``value`` as a list; ``null`` is an empty list."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errs.add(path, f"expected a list, got {describe(value)}")
+        return []
+    return value
+
+
+def _field(
+    errs: _Errors,
+    d: dict[str, Any],
+    path: str,
+    key: str,
+    convert: Callable[[object], T],
+    default: T,
+) -> T:
+    """``convert(d[key])``, or ``default`` when the key is absent or its value is bad."""
+    if key not in d:
+        return default
+    try:
+        return convert(d[key])
+    except ValueError as exc:
+        errs.add(_join(path, key), str(exc))
+        return default
+
+
+# ------------------------------------------------------------------------------------ sections
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """What pass 2 built, each object with its path, for the cross checks of pass 3."""
+
+    admin: AdminConfig | None = None
+    workers: int = 1
+    drain_timeout: float = 10.0
+    log: LogConfig = field(default_factory=LogConfig)
+    demos: list[tuple[str, DemoUpstream]] = field(default_factory=list)
+    listeners: list[tuple[str, ListenerConfig]] = field(default_factory=list)
+    # (path, route, paths of route.rules in order)
+    routes: list[tuple[str, RouteConfig, tuple[str, ...]]] = field(default_factory=list)
+    clusters: list[tuple[str, ClusterConfig]] = field(default_factory=list)
+
+
+def _admin(errs: _Errors, path: str, raw: object) -> AdminConfig | None:
+    d = _mapping(errs, path, raw, ("address",), required=("address",))
+    if d is None:
+        return None
+    return AdminConfig(_field(errs, d, path, "address", parse_address, _PLACEHOLDER_ADDRESS))
+
+
+def _log(errs: _Errors, path: str, raw: object) -> LogConfig:
+    d = _mapping(errs, path, raw, ("level", "format"))
+    if d is None:
+        return LogConfig()
+    return LogConfig(
+        level=_field(errs, d, path, "level", one_of(LOG_LEVELS), LogConfig().level),
+        format=_field(errs, d, path, "format", one_of(LOG_FORMATS), LogConfig().format),
+    )
+
+
+def _demo(errs: _Errors, path: str, raw: object) -> DemoUpstream | None:
+    keys = ("name", "protocol", "address")
+    d = _mapping(errs, path, raw, keys, required=keys)
+    if d is None:
+        return None
+    return DemoUpstream(
+        name=_field(errs, d, path, "name", parse_name, ""),
+        protocol=_field(errs, d, path, "protocol", one_of(DEMO_PROTOCOLS), "tcp"),
+        address=_field(errs, d, path, "address", parse_address, _PLACEHOLDER_ADDRESS),
+    )
+
+
+def _tls(errs: _Errors, path: str, raw: object) -> TlsConfig | None:
+    d = _mapping(errs, path, raw, ("cert", "key", "ca", "require_client_cert"), ("cert", "key"))
+    if d is None:
+        return None
+    tls = TlsConfig(
+        cert=_field(errs, d, path, "cert", parse_readable_file, ""),
+        key=_field(errs, d, path, "key", parse_readable_file, ""),
+        ca=_field(errs, d, path, "ca", parse_readable_file, None),
+        require_client_cert=_field(errs, d, path, "require_client_cert", parse_bool, False),
+    )
+    if tls.require_client_cert and "ca" not in d:
+        errs.add(
+            _join(path, "ca"),
+            "required when require_client_cert is true (the CA that signs client certificates)",
+        )
+    return tls
+
+
+def _filters(
+    errs: _Errors, path: str, raw: object, known: Collection[str] | None
+) -> tuple[FilterConfig, ...]:
+    out: list[FilterConfig] = []
+    for i, item in enumerate(_list(errs, path, raw)):
+        p = f"{path}[{i}]"
+        d = _mapping(errs, p, item, ("name", "config"), required=("name",))
+        if d is None:
+            continue
+        name = _field(errs, d, p, "name", parse_name, "")
+        if name and known is not None and name not in known:
+            names = sorted(known)
+            hint = suggest(name, names)
+            listing = f"; known: {', '.join(names)}" if names else "; no filters are registered"
+            errs.add(_join(p, "name"), f"unknown filter {describe(name)}{hint}{listing}")
+        options: dict[str, Any] = {}
+        if d.get("config") is not None:
+            options = _mapping(errs, _join(p, "config"), d["config"], None) or {}
+        out.append(FilterConfig(name, tuple(options.items())))
+    return tuple(out)
+
+
+def _access_log(errs: _Errors, path: str, raw: object) -> AccessLogConfig | None:
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        return AccessLogConfig("-")
+    if isinstance(raw, str):
+        try:
+            return AccessLogConfig(parse_name(raw))
+        except ValueError as exc:
+            errs.add(path, str(exc))
+            return None
+    if isinstance(raw, dict):
+        d = _mapping(errs, path, raw, ("path",))
+        return AccessLogConfig(_field(errs, d or {}, path, "path", parse_name, "-"))
+    errs.add(path, f"expected true, a file path or {{path: ...}}, got {describe(raw)}")
+    return None
+
+
+def _listener(
+    errs: _Errors, path: str, raw: object, known_filters: Collection[str] | None
+) -> ListenerConfig | None:
+    d = _mapping(errs, path, raw, _LISTENER_KEYS, required=("name", "address"))
+    if d is None:
+        return None
+    defaults = ListenerConfig("", _PLACEHOLDER_ADDRESS)
+    protocol = _field(errs, d, path, "protocol", one_of(LISTENER_PROTOCOLS), "tcp")
+    listener = ListenerConfig(
+        name=_field(errs, d, path, "name", parse_name, ""),
+        address=_field(errs, d, path, "address", parse_address, _PLACEHOLDER_ADDRESS),
+        protocol=protocol,
+        transparent=_field(errs, d, path, "transparent", parse_bool, False),
+        tls=_tls(errs, _join(path, "tls"), d["tls"]) if d.get("tls") is not None else None,
+        filters=_filters(errs, _join(path, "filters"), d.get("filters"), known_filters),
+        route=_field(errs, d, path, "route", parse_name, None),
+        cluster=_field(errs, d, path, "cluster", parse_name, None),
+        idle_timeout=_field(
+            errs, d, path, "idle_timeout", parse_optional_duration, defaults.idle_timeout
+        ),
+        max_frame_size=_field(
+            errs, d, path, "max_frame_size", parse_positive_size, defaults.max_frame_size
+        ),
+        access_log=_access_log(errs, _join(path, "access_log"), d.get("access_log")),
+        backlog=_field(errs, d, path, "backlog", int_at_least(1), defaults.backlog),
+    )
+    if not errs.is_bad(_join(path, "protocol")):
+        # tcp relays bytes to one cluster; every other protocol decodes requests and routes.
+        wanted, unwanted = ("cluster", "route") if protocol == "tcp" else ("route", "cluster")
+        if wanted not in d:
+            errs.add(_join(path, wanted), f"required for a {protocol} listener")
+        if unwanted in d:
+            errs.add(
+                _join(path, unwanted),
+                f"not allowed on a {protocol} listener (it takes {wanted!r})",
+            )
+        if protocol == "tcp" and listener.filters:
+            errs.add(
+                _join(path, "filters"),
+                "stream filters need an L7 protocol; a tcp listener relays raw bytes",
+            )
+    return listener
+
+
+def _header_matchers(errs: _Errors, path: str, raw: object) -> tuple[HeaderMatcher, ...]:
+    if raw is None:
+        return ()
+    d = _mapping(errs, path, raw, None)
+    if d is None:
+        return ()
+    out: list[HeaderMatcher] = []
+    for name, spec in d.items():
+        p = _join(path, name)
+        if not name:
+            errs.add(p, "header name must not be empty")
+        elif isinstance(spec, str):
+            out.append(HeaderMatcher(name, exact=spec))
+        elif isinstance(spec, dict):
+            m = _mapping(errs, p, spec, _HEADER_MATCH_KEYS)
+            if m is None:
+                continue
+            given = [k for k in _HEADER_MATCH_KEYS if k in m]
+            if len(given) != 1:
+                if len(given) > 1 or len(m) == len(spec):  # else: already an unknown key
+                    errs.add(p, f"give exactly one of exact, regex, present (got {len(given)})")
+                continue
+            if "exact" in m:
+                out.append(HeaderMatcher(name, exact=_field(errs, m, p, "exact", parse_string, "")))
+            elif "regex" in m:
+                out.append(HeaderMatcher(name, regex=_field(errs, m, p, "regex", parse_regex, "")))
+            elif _field(errs, m, p, "present", parse_bool, True) is False:
+                errs.add(_join(p, "present"), "only 'present: true' is supported")
+            else:
+                out.append(HeaderMatcher(name))
+        else:
+            errs.add(
+                p, f"expected a string or a mapping of exact/regex/present, got {describe(spec)}"
+            )
+    return tuple(out)
+
+
+def _match(errs: _Errors, path: str, raw: object) -> RouteMatch:
+    if raw is None:
+        return RouteMatch()
+    d = _mapping(errs, path, raw, ("service", "method", "headers"))
+    if d is None:
+        return RouteMatch()
+    return RouteMatch(
+        service=_field(errs, d, path, "service", parse_name, None),
+        method=_field(errs, d, path, "method", parse_name, None),
+        headers=_header_matchers(errs, _join(path, "headers"), d.get("headers")),
+    )
+
+
+def _retry_on(errs: _Errors, path: str, raw: object) -> tuple[str, ...] | None:
+    if not isinstance(raw, list):
+        errs.add(path, f"expected a list of {', '.join(RETRY_ON)}, got {describe(raw)}")
+        return None
+    if not raw:
+        errs.add(path, f"must not be empty; expected some of {', '.join(RETRY_ON)}")
+        return None
+    out: list[str] = []
+    check = one_of(RETRY_ON)
+    for i, item in enumerate(raw):
+        try:
+            reason = check(item)
+        except ValueError as exc:
+            errs.add(f"{path}[{i}]", str(exc))
+            continue
+        if reason not in out:
+            out.append(reason)
+    return tuple(out)
+
+
+def _retry(errs: _Errors, path: str, raw: object) -> RetryPolicy | None:
+    if raw is None:
+        return None
+    d = _mapping(errs, path, raw, ("attempts", "on"))
+    if d is None:
+        return None
+    defaults = RetryPolicy()
+    on = _retry_on(errs, _join(path, "on"), d["on"]) if "on" in d else None
+    return RetryPolicy(
+        attempts=_field(errs, d, path, "attempts", int_at_least(0), defaults.attempts),
+        on=on or defaults.on,
+    )
+
+
+def _rule(errs: _Errors, path: str, raw: object) -> RouteRule | None:
+    d = _mapping(errs, path, raw, ("match", "cluster", "timeout", "retry"), required=("cluster",))
+    if d is None:
+        return None
+    return RouteRule(
+        match=_match(errs, _join(path, "match"), d.get("match")),
+        cluster=_field(errs, d, path, "cluster", parse_name, ""),
+        timeout=_field(errs, d, path, "timeout", parse_optional_duration, None),
+        retry=_retry(errs, _join(path, "retry"), d.get("retry")),
+    )
+
+
+def _route(errs: _Errors, path: str, raw: object) -> tuple[RouteConfig, tuple[str, ...]] | None:
+    d = _mapping(errs, path, raw, ("name", "rules"), required=("name", "rules"))
+    if d is None:
+        return None
+    rules_path = _join(path, "rules")
+    rules: list[RouteRule] = []
+    rule_paths: list[str] = []
+    if "rules" in d:
+        items = _list(errs, rules_path, d["rules"])
+        if not items and not errs.is_bad(rules_path):
+            errs.add(rules_path, "must not be empty (a route config needs at least one rule)")
+        for i, item in enumerate(items):
+            rule = _rule(errs, f"{rules_path}[{i}]", item)
+            if rule is not None:
+                rules.append(rule)
+                rule_paths.append(f"{rules_path}[{i}]")
+    route = RouteConfig(name=_field(errs, d, path, "name", parse_name, ""), rules=tuple(rules))
+    return route, tuple(rule_paths)
+
+
+def _endpoints(errs: _Errors, path: str, raw: object) -> tuple[Endpoint, ...]:
+    out: list[Endpoint] = []
+    first_seen: dict[tuple[str, int], str] = {}
+    for i, item in enumerate(_list(errs, path, raw)):
+        p = f"{path}[{i}]"
+        addr_path = p
+        if isinstance(item, dict):
+            d = _mapping(errs, p, item, ("address", "weight"), required=("address",))
+            if d is None or "address" not in d:
+                continue
+            weight = _field(errs, d, p, "weight", int_at_least(1), 1)
+            addr_path = _join(p, "address")
+            raw_address: object = d["address"]
+        else:
+            weight, raw_address = 1, item
+        try:
+            address = parse_address(raw_address)
+        except ValueError as exc:
+            errs.add(addr_path, str(exc))
+            continue
+        if address.port == 0:
+            errs.add(addr_path, f"{describe(raw_address)}: port 0 cannot be connected to")
+            continue
+        key = (address.host.lower(), address.port)
+        if key in first_seen:
+            errs.add(addr_path, f"duplicate endpoint {address} (first at {first_seen[key]})")
+            continue
+        first_seen[key] = p
+        out.append(Endpoint(address, weight))
+    return tuple(out)
+
+
+def _cluster(errs: _Errors, path: str, raw: object) -> ClusterConfig | None:
+    d = _mapping(errs, path, raw, _CLUSTER_KEYS, required=("name",))
+    if d is None:
+        return None
+    defaults = ClusterConfig("")
+    ctype = _field(errs, d, path, "type", one_of(CLUSTER_TYPES), defaults.type)
+    endpoints_path = _join(path, "endpoints")
+    endpoints = _endpoints(errs, endpoints_path, d.get("endpoints"))
+    if not errs.is_bad(_join(path, "type")) and not errs.is_bad(endpoints_path):
+        if ctype == "static" and not endpoints and not errs.has_under(endpoints_path):
+            errs.add(endpoints_path, "a static cluster needs at least one endpoint")
+        if ctype == "original_dst" and d.get("endpoints"):
+            errs.add(
+                endpoints_path,
+                "an original_dst cluster connects to each connection's original destination"
+                " and takes no endpoints",
+            )
+
+    def get(key: str, convert: Callable[[object], T], default: T) -> T:
+        return _field(errs, d, path, key, convert, default)
+
+    return ClusterConfig(
+        name=get("name", parse_name, ""),
+        protocol=get("protocol", one_of(CLUSTER_PROTOCOLS), defaults.protocol),
+        type=ctype,
+        endpoints=endpoints,
+        lb=get("lb", one_of(LB_POLICIES), defaults.lb),
+        connect_timeout=get("connect_timeout", parse_positive_duration, defaults.connect_timeout),
+        connections_per_host=get("connections_per_host", int_at_least(1), 1),
+        max_requests=get("max_requests", int_at_least(1), defaults.max_requests),
+        max_frame_size=get("max_frame_size", parse_positive_size, defaults.max_frame_size),
+        idle_timeout=get("idle_timeout", parse_optional_duration, defaults.idle_timeout),
+    )
+
+
+def _section(
+    errs: _Errors, key: str, raw: object, parse: Callable[[str, object], T | None]
+) -> list[tuple[str, T]]:
+    out: list[tuple[str, T]] = []
+    for i, item in enumerate(_list(errs, key, raw)):
+        path = f"{key}[{i}]"
+        obj = parse(path, item)
+        if obj is not None:
+            out.append((path, obj))
+    return out
+
+
+def _parse_sections(
+    errs: _Errors, top: dict[str, Any], known_filters: Collection[str] | None
+) -> _Parsed:
+    p = _Parsed()
+    if top.get("admin") is not None:
+        p.admin = _admin(errs, "admin", top["admin"])
+    p.workers = _field(errs, top, "", "workers", parse_workers, 1)
+    p.drain_timeout = _field(errs, top, "", "drain_timeout", parse_duration, 10.0)
+    if top.get("log") is not None:
+        p.log = _log(errs, "log", top["log"])
+    p.demos = _section(
+        errs, "demo_upstreams", top.get("demo_upstreams"), lambda a, b: _demo(errs, a, b)
+    )
+    p.listeners = _section(
+        errs, "listeners", top.get("listeners"), lambda a, b: _listener(errs, a, b, known_filters)
+    )
+    routes = _section(errs, "routes", top.get("routes"), lambda a, b: _route(errs, a, b))
+    p.routes = [(path, route, rule_paths) for path, (route, rule_paths) in routes]
+    p.clusters = _section(errs, "clusters", top.get("clusters"), lambda a, b: _cluster(errs, a, b))
+    return p
+
+
+# -------------------------------------------------------------------------------- cross checks
+
+
+def _unique_names(
+    errs: _Errors, kind: str, items: Iterable[tuple[str, Any]]
+) -> tuple[dict[str, tuple[str, Any]], bool]:
+    """name -> (path, obj) for the first of each name; duplicates reported.
+
+    The flag says whether every name is known: when some name is bad, a reference to an
+    undefined name may well mean that one, so the caller does not report it.
+    """
+    by_name: dict[str, tuple[str, Any]] = {}
+    complete = True
+    for path, obj in items:
+        name_path = _join(path, "name")
+        if errs.is_bad(name_path):
+            complete = False
+            continue
+        if obj.name in by_name:
+            first = by_name[obj.name][0]
+            errs.add(name_path, f"duplicate {kind} name {obj.name!r} (first at {first})")
+        else:
+            by_name[obj.name] = (path, obj)
+    return by_name, complete
+
+
+def _check_addresses(errs: _Errors, p: _Parsed) -> None:
+    """No two sockets we bind (admin, listeners, demo servers) may share host and port."""
+    users: list[tuple[str, Address, str]] = []  # (path of the address, address, its user)
+    if p.admin is not None:
+        users.append(("admin.address", p.admin.address, "the admin API (admin.address)"))
+    for path, demo in p.demos:
+        user = f"demo upstream {demo.name!r} ({path})"
+        users.append((_join(path, "address"), demo.address, user))
+    for path, ln in p.listeners:
+        users.append((_join(path, "address"), ln.address, f"listener {ln.name!r} ({path})"))
+    taken: dict[tuple[str, int], str] = {}
+    for path, address, user in users:
+        if errs.is_bad(path) or address.port == 0:
+            continue
+        key = (address.host.lower(), address.port)
+        if key in taken:
+            errs.add(path, f"address {address} is already used by {taken[key]}")
+        else:
+            taken[key] = user
+
+
+def _protocol_errors(
+    errs: _Errors,
+    p: _Parsed,
+    routes: dict[str, tuple[str, Any]],
+    clusters: dict[str, tuple[str, Any]],
+    translations: Collection[tuple[str, str]],
+) -> None:
+    rule_paths_of = {path: rule_paths for path, _, rule_paths in p.routes}
+
+    def speaks(name: str) -> ClusterConfig | None:
+        found = clusters.get(name)
+        if found is None or errs.is_bad(_join(found[0], "protocol")):
+            return None
+        cluster: ClusterConfig = found[1]
+        return cluster
+
+    def compatible(down: str, up: str) -> bool:
+        return down == up or (down, up) in translations
+
+    for lpath, listener in p.listeners:
+        if errs.is_bad(_join(lpath, "protocol")) or errs.is_bad(_join(lpath, "name")):
+            continue
+        if listener.protocol == "tcp":
+            cluster = speaks(listener.cluster) if listener.cluster else None
+            if cluster is not None and not compatible("tcp", cluster.protocol):
+                errs.add(
+                    _join(lpath, "cluster"),
+                    f"cluster {cluster.name!r} speaks {cluster.protocol} but listener"
+                    f" {listener.name!r} (tcp) relays raw bytes to it; a tcp listener needs"
+                    " a tcp cluster",
+                )
+            continue
+        found = routes.get(listener.route) if listener.route else None
+        if found is None:
+            continue
+        route_path, route = found
+        for rule_path, rule in zip(rule_paths_of[route_path], route.rules, strict=True):
+            cluster = speaks(rule.cluster)
+            if cluster is not None and not compatible(listener.protocol, cluster.protocol):
+                errs.add(
+                    _join(rule_path, "cluster"),
+                    f"cluster {cluster.name!r} speaks {cluster.protocol} but listener"
+                    f" {listener.name!r} ({listener.protocol}) routes to it and no translator"
+                    f" from {listener.protocol} to {cluster.protocol} exists",
+                )
+
+
+def _cross_check(errs: _Errors, p: _Parsed, translations: Collection[tuple[str, str]]) -> None:
+    _unique_names(errs, "listener", p.listeners)
+    _unique_names(errs, "demo upstream", p.demos)
+    routes, routes_complete = _unique_names(
+        errs, "route config", [(path, route) for path, route, _ in p.routes]
+    )
+    clusters, clusters_complete = _unique_names(errs, "cluster", p.clusters)
+    route_names, cluster_names = list(routes), list(clusters)
+
+    def dangling(name: str | None, path: str, defined: dict[str, Any], complete: bool) -> bool:
+        return bool(name) and name not in defined and complete and not errs.is_bad(path)
+
+    for lpath, listener in p.listeners:
+        rpath, cpath = _join(lpath, "route"), _join(lpath, "cluster")
+        if listener.route and dangling(listener.route, rpath, routes, routes_complete):
+            errs.add(rpath, _unknown_name("route config", listener.route, route_names))
+        if listener.cluster and dangling(listener.cluster, cpath, clusters, clusters_complete):
+            errs.add(cpath, _unknown_name("cluster", listener.cluster, cluster_names))
+    for _, route, rule_paths in p.routes:
+        for rule_path, rule in zip(rule_paths, route.rules, strict=True):
+            cpath = _join(rule_path, "cluster")
+            if dangling(rule.cluster, cpath, clusters, clusters_complete):
+                errs.add(cpath, _unknown_name("cluster", rule.cluster, cluster_names))
+    _check_addresses(errs, p)
+    _protocol_errors(errs, p, routes, clusters, translations)
+
+
+def check_protocol_compatibility(
+    config: Config, translations: Collection[tuple[str, str]] = ()
+) -> list[str]:
+    """Error lines for every listener -> cluster hop whose protocols do not fit.
+
+    A hop fits when both sides speak the same protocol or ``(downstream, upstream)`` is in
+    ``translations`` (the pairs for which a translator is registered). A tcp listener's
+    cluster must speak tcp (or be allowed by a ``("tcp", x)`` pair). Paths are positions in
+    ``config``'s tuples, which the loader keeps in file order.
+    """
+    errs = _Errors()
+    p = _Parsed(
+        listeners=[(f"listeners[{i}]", ln) for i, ln in enumerate(config.listeners)],
+        routes=[
+            (f"routes[{i}]", r, tuple(f"routes[{i}].rules[{j}]" for j in range(len(r.rules))))
+            for i, r in enumerate(config.routes)
+        ],
+        clusters=[(f"clusters[{i}]", c) for i, c in enumerate(config.clusters)],
+    )
+    routes = {r.name: (path, r) for path, r, _ in reversed(p.routes)}
+    clusters = {c.name: (path, c) for path, c in reversed(p.clusters)}
+    _protocol_errors(errs, p, routes, clusters, translations)
+    return errs.lines
+
+
+# ------------------------------------------------------------------------------------ entries
+
+
+def _parse(
+    data: object,
+    source: str,
+    known_filters: Collection[str] | None,
+    translations: Collection[tuple[str, str]],
+) -> tuple[Config | None, list[str]]:
+    errs = _Errors()
+    if data is None:
+        return None, [f"{source}: empty config"]
+    if not isinstance(data, dict):
+        keys = ", ".join(_TOP_KEYS)
+        return None, [
+            f"{source}: expected a mapping of top-level keys ({keys}), got {describe(data)}"
+        ]
+    top = _mapping(errs, "", data, _TOP_KEYS)
+    assert top is not None  # data is a dict
+    parsed = _parse_sections(errs, top, known_filters)
+    _cross_check(errs, parsed, frozenset(translations))
+    if errs.lines:
+        return None, errs.lines
+    config = Config(
+        listeners=tuple(ln for _, ln in parsed.listeners),
+        routes=tuple(r for _, r, _ in parsed.routes),
+        clusters=tuple(c for _, c in parsed.clusters),
+        admin=parsed.admin,
+        workers=parsed.workers,
+        drain_timeout=parsed.drain_timeout,
+        log=parsed.log,
+        demo_upstreams=tuple(d for _, d in parsed.demos),
+    )
+    return config, []
+
+
+def parse_config(
+    data: object,
+    *,
+    source: str = "<config>",
+    known_filters: Collection[str] | None = None,
+    translations: Collection[tuple[str, str]] = (),
+) -> Config:
+    """Validate already-parsed YAML/JSON data and build the ``Config`` model.
+
+    ``known_filters``: the registered stream filter names (``None``: accept any name).
+    ``translations``: ``(downstream, upstream)`` protocol pairs a translator exists for.
+    Raises ``ConfigError`` listing every problem found (``source`` names the document in
+    whole-document errors such as "empty config"); raises nothing else.
+    """
+    config, errors = _parse(data, source, known_filters, translations)
+    if config is None:
+        raise ConfigError(errors)
+    return config
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``SafeLoader`` that records duplicate mapping keys (PyYAML keeps the last silently)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Checked before SafeLoader flattens ``<<`` merges, whose keys may legally repeat.
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[tuple[str, str], yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                ident = (key_node.tag, key_node.value)
+                mark = key_node.start_mark
+                if ident in seen:
+                    self.duplicates.append(
+                        f"{mark.line + 1}:{mark.column + 1}: duplicate key {key_node.value!r}"
+                        f" (first at line {seen[ident].line + 1})"
+                    )
+                else:
+                    seen[ident] = mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(text: str, source: str) -> tuple[object, list[str]]:
+    loader: _StrictLoader | None = None
+    try:
+        loader = _StrictLoader(text)  # checks the characters up front
+        return loader.get_single_data(), [f"{source}:{d}" for d in loader.duplicates]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = exc.problem or "syntax error"
+        context = f" ({exc.context})" if exc.context else ""
+        raise ConfigError(f"{where}: invalid YAML: {problem}{context}") from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        where = f"{source}:{before.count(chr(10)) + 1}:{exc.position - before.rfind(chr(10))}"
+        raise ConfigError(
+            f"{where}: invalid YAML: character #x{exc.character:04x} is not allowed ({exc.reason})"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid YAML: nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    known_filters: Collection[str] | None = None,
+    translations: Collection[tuple[str, str]] = (),
+) -> Config:
+    """Read the YAML file at ``path`` and validate it (see ``parse_config``).
+
+    Raises ``ConfigError`` when the file cannot be read, is not valid YAML (the line names
+    file, line and column), repeats a key, or fails validation.
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: cannot read config: no such file") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{source}: cannot read config: {(exc.strerror or str(exc)).lower()}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    data, duplicates = _read_yaml(text, source)
+    config, errors = _parse(data, source, known_filters, translations)
+    if duplicates or config is None:
+        raise ConfigError(duplicates + errors)
+    return config
