@@ -148,8 +148,13 @@ class Codec(Protocol):
         truncated frame at EOF.
         """
 
-    def send(self, frame: Frame) -> list[bytes | memoryview]:
-        """Wire buffers for ``frame``, for ``transport.writelines()``."""
+    def send(self, frame: Frame, request_id: int | None = None) -> list[bytes | memoryview]:
+        """Wire buffers for ``frame``, for ``transport.writelines()``.
+
+        ``request_id``, when given, replaces ``frame.request_id`` on the wire (multiplexing
+        proxies rewrite ids on every frame; codecs patch ``raw`` in place rather than
+        re-encode). Protocols without request ids ignore it.
+        """
 
     def local_reply(self, request: Frame, status: ProxyStatus, message: str = "") -> Frame:
         """A response to ``request`` that tells its client ``status`` in protocol terms."""

@@ -44,6 +44,7 @@ class ListenerContext:
         "limits",
         "filter_factories",
         "draining",
+        "timers",
     )
 
     def __init__(
@@ -65,6 +66,7 @@ class ListenerContext:
         self.limits = CodecLimits(max_frame_size=config.max_frame_size)
         self.filter_factories: tuple[Callable[[], Any], ...] = ()
         self.draining = False
+        self.timers = runtime.timers
 
     def clusters(self) -> ClusterManager:
         return self.runtime.clusters

@@ -22,6 +22,7 @@ from mosn_py.registry import Registries
 from mosn_py.router.routes import RouteTable
 from mosn_py.server.connection import WriteBatcher
 from mosn_py.server.listener import Listener, ListenerContext, bind_socket
+from mosn_py.server.timers import TimerWheel
 from mosn_py.upstream.cluster_manager import ClusterManager
 
 log = logging.getLogger("mosn_py.runtime")
@@ -40,6 +41,7 @@ class Runtime:
         self.registries = registries
         self.loop = loop
         self.batcher = WriteBatcher()
+        self.timers = TimerWheel(loop)
         self.clusters = ClusterManager(
             config.clusters, registries, loop=loop, batcher=self.batcher
         )
@@ -120,6 +122,7 @@ class Runtime:
             lst.stop_accepting()
             lst.close_all()
         self.clusters.close()
+        self.timers.close()
         if self.admin is not None:
             self.admin.close()
         for d in self._demo:

@@ -120,7 +120,7 @@ class UpstreamConnection(BaseConnection):
         self._next_id = (rid + 1) % _U32
         if cb is not None:
             streams[rid] = cb
-        bufs = self.codec.send(frame.with_request_id(rid))
+        bufs = self.codec.send(frame, rid)
         if self._connecting:
             self._queued.extend(bufs)
         else:

@@ -402,7 +402,7 @@ class BoltCodec:
 
     # --- sending -----------------------------------------------------------------------------
 
-    def send(self, frame: Frame) -> list[bytes | memoryview]:
+    def send(self, frame: Frame, request_id: int | None = None) -> list[bytes | memoryview]:
         """Wire buffers for ``frame`` (for ``transport.writelines()``).
 
         A frame with ``raw`` is forwarded as is, with only the requestId (and a v2 CRC)
@@ -419,11 +419,13 @@ class BoltCodec:
                 f"{self.role.value} role sends {want}, not {frame.stream_type.name}",
                 protocol=_PROTOCOL,
             )
-        rid = frame.request_id
+        rid = frame.request_id if request_id is None else request_id
         if not 0 <= rid <= MAX_REQUEST_ID:
             raise LocalProtocolError(f"request id {rid} does not fit u32", protocol=_PROTOCOL)
         if frame.raw is not None:
             return patch_raw(frame.raw, rid)
+        if rid != frame.request_id:
+            frame = frame.evolve(request_id=rid)
         return encode_frame(frame)
 
     # --- local replies and heartbeats --------------------------------------------------------

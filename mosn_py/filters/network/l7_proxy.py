@@ -6,7 +6,7 @@
 
 One ``Stream`` per request. Everything on this path is a synchronous callback; the only
 coroutines are upstream connects. A frame no filter touched goes upstream as its original
-bytes with only the request id patched (``Frame.with_request_id``; the codec patches in
+bytes with only the request id patched (``codec.send(frame, request_id)`` patches in
 place), and the response comes back the same way.
 
 Every outcome that is not the upstream's own answer is a local reply built by the
@@ -180,7 +180,7 @@ class Stream:
         "_encoding",
         "done",
         "started",
-        "stream_info",
+        "_info",
         "status",
     )
 
@@ -194,7 +194,7 @@ class Stream:
         self.host: Host | None = None
         self.upstream: UpstreamConnection | None = None
         self.upstream_id = -1
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: int | None = None  # TimerWheel token
         self.retries_left = 0
         self.tried: list[Host] | None = None
         self.filters: tuple[StreamFilter, ...] = ()
@@ -203,7 +203,7 @@ class Stream:
         self._encoding = False
         self.done = False
         self.started = 0.0
-        self.stream_info: dict[str, Any] = {}
+        self._info: dict[str, Any] | None = None
         self.status = ProxyStatus.OK
 
     # --- decode path ---------------------------------------------------------------------------
@@ -311,7 +311,7 @@ class Stream:
             ms = request.timeout_ms
             timeout = ms / 1000.0 if ms > 0 else (self.route.timeout if self.route else None)
             if timeout is not None:
-                self.timer = self.ctx.loop.call_later(timeout, self._on_timeout)
+                self.timer = self.ctx.timers.schedule(self, timeout)
 
     def _release_upstream(self) -> None:
         if self.upstream is not None:
@@ -352,7 +352,8 @@ class Stream:
             return False
         return any(reason in _RETRY_REASONS.get(on, ()) for on in retry.on)
 
-    def _on_timeout(self) -> None:
+    def on_deadline(self) -> None:
+        """The request's timeout expired (called by the TimerWheel)."""
         self.timer = None
         if self.done:
             return
@@ -413,11 +414,8 @@ class Stream:
     def _write_response(self, frame: Frame) -> None:
         conn = self.conn
         if not conn.closed:
-            rid = self.request.request_id
-            if frame.request_id != rid:
-                frame = frame.with_request_id(rid)
             try:
-                conn.write(conn.codec.send(frame))
+                conn.write(conn.codec.send(frame, self.request.request_id))
             except ProtocolError as e:
                 log_event(log, logging.ERROR, "cannot encode response", error=str(e))
                 conn.close()
@@ -428,7 +426,7 @@ class Stream:
             return
         self.done = True
         if self.timer is not None:
-            self.timer.cancel()
+            self.ctx.timers.cancel(self, self.timer)
             self.timer = None
         for f in self.filters:
             f.on_destroy()
@@ -447,7 +445,7 @@ class Stream:
         self.status = ProxyStatus.OK if self.response is not None else ProxyStatus.UPSTREAM_RESET
         self.done = True
         if self.timer is not None:
-            self.timer.cancel()
+            self.ctx.timers.cancel(self, self.timer)
             self.timer = None
         for f in self.filters:
             f.on_destroy()
@@ -476,6 +474,13 @@ class Stream:
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         return self.ctx.loop
+
+    @property
+    def stream_info(self) -> dict[str, Any]:
+        """Free-form per-stream data filters share (created on first use)."""
+        if self._info is None:
+            self._info = {}
+        return self._info
 
     def replace_request(self, frame: Frame) -> None:
         self.request = frame

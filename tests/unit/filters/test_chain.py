@@ -90,7 +90,7 @@ class FakeCodec:
     def local_reply(self, request: Frame, status: ProxyStatus, message: str = "") -> Frame:
         return Frame(StreamType.RESPONSE, request.request_id, {}, status=99, extra=status)
 
-    def send(self, frame: Frame) -> list[bytes]:
+    def send(self, frame: Frame, request_id: int | None = None) -> list[bytes]:
         self.rec.log.append(f"downstream.send(status={frame.status})")
         return [b""]
 
@@ -113,6 +113,7 @@ class FakeCtx:
         self.route_table = FakeRouteTable(rec, hit)
         self.batcher = WriteBatcher()
         self.loop = None
+        self.timers = None
         self.cluster = FakeCluster(rec)
         outer = self
 
