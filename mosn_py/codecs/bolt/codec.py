@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from mosn_py.codecs.base import (
@@ -40,7 +42,7 @@ from mosn_py.codecs.base import (
     Role,
     StreamType,
 )
-from mosn_py.codecs.bolt.headers import decode_header_map, encode_header_map
+from mosn_py.codecs.bolt.headers import BoltHeaders, encode_header_map, validate_header_block
 from mosn_py.codecs.bolt.matcher import match as _match
 from mosn_py.codecs.bolt.wire import (
     CMD_HEARTBEAT,
@@ -75,6 +77,8 @@ from mosn_py.codecs.bolt.wire import (
     resp_status_for,
 )
 from mosn_py.errors import LocalProtocolError, ProxyStatus, RemoteProtocolError
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 # Frames (or bodies) above this are sent as several buffers so the body is never copied.
 ZERO_COPY_THRESHOLD = 64 * 1024
@@ -317,11 +321,12 @@ class BoltCodec:
                 )
         if hlen:
             try:
-                headers = decode_header_map(raw, hstart, bstart)
+                validate_header_block(raw, hstart, bstart)
             except LocalProtocolError as exc:
                 raise self._fail(str(exc), rid, raw, 0) from None
+            headers: Mapping[str, str] = BoltHeaders(raw, hstart, bstart)
         else:
-            headers = {}
+            headers = _EMPTY
         stream_type, heartbeat = kind
         extra = BoltExtra(proto, ver1, typ, cmdcode, ver2, codec, switch, raw[size:hstart])
         if typ == TYPE_RESPONSE:

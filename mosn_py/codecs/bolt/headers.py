@@ -16,14 +16,21 @@ at ``headerLen``::
   the wire order so a decoded map re-encodes to the same bytes. A repeated key keeps the last
   value, as a HashMap would.
 
-Both functions raise ``LocalProtocolError``; the codec re-raises decode errors as
-``RemoteProtocolError`` at ``next_event()`` (STYLE 2.6).
+Decoded frames carry a ``BoltHeaders``: the block's *structure* is validated when the frame
+is decoded (``validate_header_block``: lengths, bounds, nulls), but strings are only decoded
+when someone reads them. A proxy routing on one key never decodes the others, and a frame
+forwarded untouched never decodes any (the header map was the largest single cost of a
+pass-through request). Lazy decoding is lenient about UTF-8, as Java's ``new String(bytes,
+UTF_8)`` is: malformed sequences become U+FFFD instead of failing the frame.
+
+``decode_header_map``/``validate_header_block`` raise ``LocalProtocolError``; the codec
+re-raises as ``RemoteProtocolError`` at ``next_event()`` (STYLE 2.6).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from mosn_py.codecs.bolt.wire import I32, MAX_SHORT_LEN
 from mosn_py.errors import LocalProtocolError
@@ -138,3 +145,106 @@ def encode_header_map(headers: Mapping[str, str]) -> bytes:
             protocol="bolt",
         )
     return block
+
+
+def validate_header_block(buf: bytes, start: int, end: int) -> None:
+    """Check the block's framing (lengths, bounds, nulls) without decoding a string.
+
+    Raises ``LocalProtocolError`` naming the problem, like ``decode_header_map``.
+    """
+    pos = start
+    try:
+        while pos < end:
+            (klen,) = _unpack_i32(buf, pos)
+            kend = pos + 4 + (klen if klen > 0 else 0)
+            (vlen,) = _unpack_i32(buf, kend)
+            vend = kend + 4 + (vlen if vlen > 0 else 0)
+            if klen < _NULL or vlen < _NULL or vend > end:
+                break
+            pos = vend
+        else:
+            return
+    except struct.error:
+        pass
+    _decode_careful(buf, start, end)  # raises with the precise message
+    raise LocalProtocolError("header map: malformed", protocol="bolt")  # pragma: no cover
+
+
+class BoltHeaders(Mapping[str, str]):
+    """The header map of a decoded frame, decoded on first use (see the module docstring).
+
+    ``get()`` of a single key walks the block comparing raw key bytes and decodes only the
+    value it returns; iterating, ``len()`` or ``==`` decode the whole map once. The block's
+    structure was validated by the codec, so no access raises.
+    """
+
+    __slots__ = ("_buf", "_start", "_end", "_map")
+
+    def __init__(self, buf: bytes, start: int, end: int) -> None:
+        self._buf = buf
+        self._start = start
+        self._end = end
+        self._map: dict[str, str] | None = None
+
+    def _decoded(self) -> dict[str, str]:
+        m = self._map
+        if m is None:
+            m = self._map = _decode_lenient(self._buf, self._start, self._end)
+        return m
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        m = self._map
+        if m is not None:
+            return m.get(key, default)
+        kb = key.encode("utf-8")
+        n = len(kb)
+        buf = self._buf
+        pos = self._start
+        end = self._end
+        found = default
+        while pos < end:
+            (klen,) = _unpack_i32(buf, pos)
+            kstart = pos + 4
+            kend = kstart + (klen if klen > 0 else 0)
+            (vlen,) = _unpack_i32(buf, kend)
+            vstart = kend + 4
+            pos = vstart + (vlen if vlen > 0 else 0)
+            if klen == n and vlen >= 0 and buf[kstart:kend] == kb:
+                found = buf[vstart:pos].decode("utf-8", "replace")  # the last one wins
+        return found
+
+    def __getitem__(self, key: str) -> str:
+        v = self.get(key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __repr__(self) -> str:
+        return f"BoltHeaders({self._decoded()!r})"
+
+
+def _decode_lenient(buf: bytes, start: int, end: int) -> dict[str, str]:
+    """Decode a validated block: nulls dropped, malformed UTF-8 replaced (never raises)."""
+    headers: dict[str, str] = {}
+    pos = start
+    while pos < end:
+        (klen,) = _unpack_i32(buf, pos)
+        kstart = pos + 4
+        kend = kstart + (klen if klen > 0 else 0)
+        (vlen,) = _unpack_i32(buf, kend)
+        vstart = kend + 4
+        pos = vstart + (vlen if vlen > 0 else 0)
+        if klen >= 0 and vlen >= 0:
+            headers[buf[kstart:kend].decode("utf-8", "replace")] = buf[vstart:pos].decode(
+                "utf-8", "replace"
+            )
+    return headers

@@ -84,3 +84,23 @@ def test_encode_rejects() -> None:
     with pytest.raises(LocalProtocolError):
         encode_header_map({"k": "v" * 40000})
     assert encode_header_map({"k": None}) == b""  # type: ignore[dict-item]
+
+
+def test_lazy_headers_agree_with_eager_decode() -> None:
+    from mosn_py.codecs.bolt.headers import BoltHeaders, validate_header_block
+
+    pairs = [("service", "a:1.0"), ("k", ""), ("service", "b:1.0"), ("ünï", "cödé")]
+    block = b"".join(
+        struct.pack(">i", len(k.encode())) + k.encode() + struct.pack(">i", len(v.encode()))
+        + v.encode()
+        for k, v in pairs
+    )
+    # a null entry (Java drops it) between two real ones
+    block += struct.pack(">i", 1) + b"n" + struct.pack(">i", -1)
+    validate_header_block(block, 0, len(block))
+    eager = decode_header_map(block, 0, len(block))
+    lazy = BoltHeaders(block, 0, len(block))
+    assert lazy.get("service") == "b:1.0" == eager["service"]  # the last duplicate wins
+    assert lazy.get("ünï") == "cödé" and lazy.get("n") is None and "n" not in lazy
+    assert lazy.get("missing", "dflt") == "dflt"
+    assert dict(lazy) == eager and lazy == eager and len(lazy) == 3
