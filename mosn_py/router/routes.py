@@ -93,6 +93,8 @@ class RouteTable:
         headers = frame.headers
         by_service = self._by_service
         if by_service is not None:
+            if len(by_service) == 1:  # only a wildcard (or nothing): no key to read
+                return by_service[None]
             r = by_service.get(self._service_of(headers))
             return r if r is not None else by_service[None]
         service = self._service_of(headers)

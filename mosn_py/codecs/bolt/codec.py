@@ -88,6 +88,8 @@ _COMPACT_MIN = 64 * 1024
 _V2_SWITCH_OFFSET = 11
 _V2_VER1_OFFSET = 1
 _MIN_FRAME = 20  # the smallest fixed header (v1 response)
+_pack_u32_into = U32.pack_into
+_unpack_u32 = U32.unpack_from
 _PROTOCOL = "bolt"
 _DEFAULT_LIMITS = CodecLimits()
 
@@ -512,11 +514,19 @@ def _request_hint(src: bytes | bytearray, at: int) -> tuple[int, BoltExtra] | No
 # --- encoding --------------------------------------------------------------------------------
 
 
-def patch_raw(raw: bytes | memoryview, request_id: int) -> list[bytes | memoryview]:
+def patch_raw(raw: bytes | memoryview, request_id: int) -> list[bytes | bytearray | memoryview]:
     """``raw`` (a whole Bolt frame) under ``request_id``: only the id and the CRC change."""
+    n = len(raw)
+    if n <= ZERO_COPY_THRESHOLD and raw[0] == PROTO_V1 and n >= _MIN_FRAME:
+        # The hot path (every pass-through v1 request and response): one copy, 4 bytes
+        # patched. The fresh bytearray goes to the transport as is.
+        if _unpack_u32(raw, 5)[0] == request_id:
+            return [raw]
+        out = bytearray(raw)
+        _pack_u32_into(out, 5, request_id)
+        return [out]
     proto = raw[0]
     off = REQUEST_ID_OFFSET.get(proto)
-    n = len(raw)
     if off is None or n < _MIN_FRAME:
         raise LocalProtocolError("Frame.raw is not a Bolt frame", protocol=_PROTOCOL)
     if U32.unpack_from(raw, off)[0] == request_id:

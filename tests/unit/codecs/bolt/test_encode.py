@@ -39,8 +39,8 @@ def decoded(v: Vector) -> Frame:
     return frame
 
 
-def wire_of(buffers: list[bytes | memoryview]) -> bytes:
-    assert buffers and all(isinstance(b, (bytes, memoryview)) for b in buffers)
+def wire_of(buffers: list[bytes | bytearray | memoryview]) -> bytes:
+    assert buffers and all(isinstance(b, (bytes, bytearray, memoryview)) for b in buffers)
     return b"".join(buffers)
 
 
