@@ -19,6 +19,7 @@ draining) never resume each other by mistake.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 READ_BUFFER_SIZE = 256 * 1024
@@ -30,6 +31,16 @@ PAUSE_PEER_SLOW = 1  # our own transport's write buffer is above the high waterm
 PAUSE_UPSTREAM = 2  # the side we forward to is congested
 PAUSE_STREAMS = 4  # too many streams in flight on this connection
 PAUSE_FLOW = 8  # a filter or a protocol layer asked to stop
+
+
+def set_nodelay(transport: Any) -> None:
+    """TCP_NODELAY on a TCP transport: a proxy forwards what it has at once (no Nagle)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
 
 class WriteBatcher:
@@ -79,6 +90,7 @@ class BaseConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        set_nodelay(transport)
         if self._pause_mask:
             transport.pause_reading()
         self.on_connected()

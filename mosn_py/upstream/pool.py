@@ -96,11 +96,6 @@ class UpstreamConnection(BaseConnection):
     def on_connected(self) -> None:
         self._connecting = False
         self.host.cx_active += 1
-        t = self.transport
-        assert t is not None
-        sock = t.get_extra_info("socket")
-        if sock is not None:
-            _set_nodelay(sock)
         if self._queued:
             q, self._queued = self._queued, []
             self.write(q)
@@ -203,15 +198,6 @@ class UpstreamConnection(BaseConnection):
         if self._connect_task is not None:
             self._connect_task.cancel()
         self.close()
-
-
-def _set_nodelay(sock: Any) -> None:
-    import socket
-
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass
 
 
 class MultiplexPool:

@@ -66,13 +66,6 @@ class L7Connection(BaseConnection):
         self.peer_addr = ""
 
     def on_connected(self) -> None:
-        t = self.transport
-        assert t is not None
-        sock = t.get_extra_info("socket")
-        if sock is not None:
-            from mosn_py.upstream.pool import _set_nodelay
-
-            _set_nodelay(sock)
         self.peer_addr = self.peername()
         self.ctx.track(self)
 
@@ -424,12 +417,7 @@ class Stream:
     def _finish(self) -> None:
         if self.done:
             return
-        self.done = True
-        if self.timer is not None:
-            self.ctx.timers.cancel(self, self.timer)
-            self.timer = None
-        for f in self.filters:
-            f.on_destroy()
+        self._release_stream_resources()
         ctx = self.ctx
         if ctx.access_log is not None:
             self._access_log()
@@ -443,6 +431,9 @@ class Stream:
             self.upstream.cancel(self.upstream_id)
             self._release_upstream()
         self.status = ProxyStatus.OK if self.response is not None else ProxyStatus.UPSTREAM_RESET
+        self._release_stream_resources()
+
+    def _release_stream_resources(self) -> None:
         self.done = True
         if self.timer is not None:
             self.ctx.timers.cancel(self, self.timer)

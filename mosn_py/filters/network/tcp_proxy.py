@@ -131,9 +131,6 @@ class TcpDownstream(_Side):
     __slots__ = ()
 
     def on_connected(self) -> None:
-        t = self.transport
-        assert t is not None
-        _nodelay(t)
         self.session.peer_addr = self.peername()
         self.pause(PAUSE_UPSTREAM)  # until the upstream is connected
         self.session.start()
@@ -141,20 +138,6 @@ class TcpDownstream(_Side):
 
 class TcpUpstream(_Side):
     __slots__ = ()
-
-    def on_connected(self) -> None:
-        t = self.transport
-        assert t is not None
-        _nodelay(t)
-
-
-def _nodelay(t: asyncio.Transport) -> None:
-    sock = t.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
 
 
 class TcpProxySession:
@@ -231,18 +214,23 @@ class TcpProxySession:
             self.upstream = up
             down = self.downstream
             up.peer, down.peer = down, up
-            assert up.transport is not None
-            up.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
-            if down.early:
-                early, down.early = down.early, None
-                up.transport.writelines(early)
-            if down.eof:
-                if up.transport.can_write_eof():
-                    up.transport.write_eof()
-            else:
+            if up.transport is not None:
+                up.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+            # Either side may have read, hit EOF or (the upstream) closed before the two
+            # were linked: the loop starts reading the upstream as soon as it is connected,
+            # before this coroutine resumes. Pass all of that on now.
+            up_paused = bool(up.early)  # buffer_updated paused it to keep the bytes
+            _catch_up(down, up)
+            _catch_up(up, down)
+            if up.closed or (down.eof and up.eof):
+                self.finish("done")
+                return
+            if not down.eof:
                 down.resume(PAUSE_UPSTREAM)
                 if down.transport is not None and not down._pause_mask:
                     down.transport.resume_reading()
+            if up_paused and up.transport is not None and not up._pause_mask:
+                up.transport.resume_reading()
             return
 
     def side_closed(self, side: _Side, exc: Exception | None) -> None:
@@ -298,6 +286,21 @@ class TcpProxySession:
                     "result": self.result or "done",
                 }
             )
+
+
+def _catch_up(src: _Side, dst: _Side) -> None:
+    """Write what ``src`` read before the session was linked to ``dst``, then its EOF."""
+    t = dst.transport
+    if t is None or dst.closed:
+        return
+    if src.early:
+        early, src.early = src.early, None
+        t.writelines(early)
+    if src.eof:
+        if t.can_write_eof():
+            t.write_eof()
+        else:
+            dst.close()
 
 
 def make_tcp_protocol(ctx: ListenerContext) -> asyncio.BufferedProtocol:
