@@ -42,7 +42,7 @@ def _load(path: str | None) -> Config:
     from mosn_py.extensions import default_registries
 
     reg = default_registries()
-    return load_config(path or default_config_path(), known_filters=reg.stream_filters.names())
+    return load_config(path or default_config_path(), known_filters=reg.stream_filters.as_dict())
 
 
 def _print_config_errors(path: str, e: ConfigError) -> None:
@@ -104,7 +104,9 @@ def _serve(cfg: Config, args: argparse.Namespace, sockets: dict[str, socket.sock
         if args.ready_file and worker in (None, 0):
             tmp = args.ready_file + ".tmp"
             with open(tmp, "w") as f:
-                json.dump({"pid": os.getpid(), "addresses": addrs}, f)
+                # The pid to signal: with workers, the supervising parent.
+                pid = os.getppid() if worker is not None else os.getpid()
+                json.dump({"pid": pid, "addresses": addrs}, f)
             os.replace(tmp, args.ready_file)
         await stop.wait()
         log_event(log, logging.INFO, "draining", timeout=cfg.drain_timeout, in_flight=rt.in_flight)
@@ -144,7 +146,11 @@ def _run_workers(cfg: Config, args: argparse.Namespace) -> int:
     for s in sockets.values():
         s.close()
 
+    stopping = False
+
     def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for pid in children:
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -154,15 +160,24 @@ def _run_workers(cfg: Config, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     status = 0
-    for pid in children:
-        while True:
-            try:
-                _, st = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-        if os.waitstatus_to_exitcode(st) != 0:
+    alive = set(children)
+    while alive:
+        try:
+            pid, st = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        alive.discard(pid)
+        code = os.waitstatus_to_exitcode(st)
+        if code != 0:
             status = 1
+            if not stopping:
+                # A worker died on its own (e.g. could not start): stop the others rather
+                # than serve with fewer workers than configured.
+                log_event(log, logging.ERROR, "worker exited; stopping all workers",
+                          pid=pid, exit_code=code)
+                forward(signal.SIGTERM, None)
     return status
 
 

@@ -49,6 +49,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._items)
 
+    def as_dict(self) -> dict[str, T]:
+        """A snapshot of name -> item (e.g. for config validation)."""
+        return dict(self._items)
+
     @contextlib.contextmanager
     def override(self, name: str, item: T) -> Iterator[None]:
         """Swap ``name`` for ``item`` inside a ``with`` block (tests; Envoy replaceFactoryForTest)."""

@@ -151,7 +151,10 @@ class AdminServer:
             address_family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
             daemon_threads = True
 
-        self._httpd = Server((addr.host, addr.port), Handler)
+        try:
+            self._httpd = Server((addr.host, addr.port), Handler)
+        except OSError as e:
+            raise OSError(e.errno, f"admin cannot bind {addr}: {e.strerror}") from e
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="mosn-py-admin", daemon=True
         )

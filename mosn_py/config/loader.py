@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -293,6 +293,15 @@ def _filters(
         options: dict[str, Any] = {}
         if d.get("config") is not None:
             options = _mapping(errs, _join(p, "config"), d["config"], None) or {}
+        # ``known`` may map each name to its factory: then the options are validated here,
+        # once, by the factory itself (``from_config`` raises ConfigError lines).
+        factory = known.get(name) if isinstance(known, Mapping) and name else None
+        if factory is not None:
+            try:
+                factory.from_config(dict(options))
+            except ConfigError as exc:
+                for line in exc.errors:
+                    errs.add(_join(p, "config"), line)
         out.append(FilterConfig(name, tuple(options.items())))
     return tuple(out)
 
@@ -667,6 +676,12 @@ def _protocol_errors(
                     f"cluster {cluster.name!r} speaks {cluster.protocol} but listener"
                     f" {listener.name!r} ({listener.protocol}) routes to it and no translator"
                     f" from {listener.protocol} to {cluster.protocol} exists",
+                )
+            elif cluster is not None and cluster.type == "original_dst":
+                errs.add(
+                    _join(rule_path, "cluster"),
+                    f"cluster {cluster.name!r} is original_dst, which only tcp listeners can"
+                    f" use; listener {listener.name!r} ({listener.protocol}) routes to it",
                 )
 
 

@@ -105,7 +105,12 @@ class DemoServer:
     @classmethod
     async def start(cls, cfg: DemoUpstream, loop: asyncio.AbstractEventLoop) -> DemoServer:
         factory = {"bolt": _BoltDemo, "tcp": _Echo}[cfg.protocol]
-        server = await loop.create_server(factory, cfg.address.host, cfg.address.port)
+        try:
+            server = await loop.create_server(factory, cfg.address.host, cfg.address.port)
+        except OSError as e:
+            raise OSError(
+                e.errno, f"demo upstream {cfg.name!r} cannot bind {cfg.address}: {e.strerror}"
+            ) from e
         return cls(cfg, server)
 
     @property

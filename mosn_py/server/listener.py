@@ -17,7 +17,7 @@ from mosn_py.observability.access_log import AccessLog
 from mosn_py.observability.log import log_event
 from mosn_py.observability.stats import ListenerStats
 from mosn_py.router.routes import KEY_EXTRACTORS, RouteTable
-from mosn_py.server.connection import BaseConnection, WriteBatcher
+from mosn_py.server.connection import PAUSE_FLOW, BaseConnection, WriteBatcher
 
 if TYPE_CHECKING:
     from mosn_py.server.runtime import Runtime
@@ -190,17 +190,22 @@ class Listener:
         self._schedule_sweep()
 
     def stop_accepting(self) -> None:
-        if self._sweeper is not None and not self.ctx.draining:
-            pass
         if self._server is not None:
             self._server.close()
             self._server = None
 
     def start_drain(self) -> None:
+        """Draining: L7 connections stop reading (no new request starts; Bolt has no GOAWAY,
+        so a client learns by the close), are closed as soon as nothing is in flight, and
+        TCP sessions run until they end or the drain timeout."""
         self.ctx.draining = True
         for conn in list(self.ctx.conns):
-            if not getattr(conn, "streams", True):
-                conn.close()  # an L7 connection with nothing in flight
+            streams = getattr(conn, "streams", None)
+            if streams is None:
+                continue  # a tcp session
+            conn.pause(PAUSE_FLOW)
+            if not streams:
+                conn.close()
 
     @property
     def in_flight(self) -> int:

@@ -28,6 +28,7 @@ class Cluster:
         "_limits",
         "_loop",
         "_batcher",
+        "_sweeper",
     )
 
     def __init__(
@@ -52,6 +53,9 @@ class Cluster:
         self._limits = CodecLimits(max_frame_size=config.max_frame_size)
         self._loop = loop
         self._batcher = batcher
+        self._sweeper: asyncio.TimerHandle | None = None
+        if config.idle_timeout:
+            self._schedule_sweep()
 
     @property
     def overflowing(self) -> bool:
@@ -72,7 +76,33 @@ class Cluster:
             )
         return pool
 
+    def _schedule_sweep(self) -> None:
+        interval = max(0.05, min(self.config.idle_timeout or 1.0, 20.0) / 4)
+        self._sweeper = self._loop.call_later(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close upstream connections idle (no request in flight, no bytes) for
+        ``idle_timeout``; the pool opens a new one on the next request."""
+        timeout = self.config.idle_timeout
+        assert timeout
+        now = self._loop.time()
+        for pool in self._pools.values():
+            for conn in list(pool.conns):
+                if conn.streams:
+                    conn.idle_mark = None
+                    continue
+                mark = conn.idle_mark
+                if mark is None or mark[0] != conn.activity:
+                    conn.idle_mark = (conn.activity, now)
+                elif now - mark[1] >= timeout:
+                    pool.remove(conn)
+                    conn.close()
+        self._schedule_sweep()
+
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for p in self._pools.values():
             p.close()
         self._pools.clear()

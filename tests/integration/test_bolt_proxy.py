@@ -334,3 +334,62 @@ def test_sigterm_drains_in_flight_requests(proxy: Any, anthunder_server: Any) ->
     t.join(15)
     assert [resp_status(f) for f in results] == [0] * 5
     assert p.stop() == 0
+
+
+def test_cluster_idle_timeout_closes_idle_upstream_connections(
+    proxy: Any, anthunder_server: Any
+) -> None:
+    import json
+
+    srv = anthunder_server()
+    cfg = bolt_config([srv.address])
+    cfg["clusters"][0]["idle_timeout"] = "200ms"
+    p = proxy(cfg)
+    with socket.create_connection(p.addr("bolt_in")) as s:
+        s.sendall(request_frame(1, "a"))
+        assert resp_status(recv_frames(s, 1)[0]) == 0
+        deadline = time.monotonic() + 10
+        while True:
+            (host,) = json.loads(p.admin_get("/clusters")[1])["clusters"][0]["hosts"]
+            if host["cx_active"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert host["cx_active"] == 0 and host["cx_total"] == 1
+        # The next request opens a new upstream connection.
+        s.sendall(request_frame(2, "b"))
+        assert resp_status(recv_frames(s, 1)[0]) == 0
+    (host,) = json.loads(p.admin_get("/clusters")[1])["clusters"][0]["hosts"]
+    assert host["cx_total"] == 2
+
+
+def test_retry_may_reuse_the_only_host(proxy: Any) -> None:
+    """One endpoint that resets the first connection: the retry goes to it again."""
+    import threading as th
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    port = lsock.getsockname()[1]
+    real = fixture_bytes("anthunder_aio__hello.response.hex")
+
+    def serve() -> None:
+        c1, _ = lsock.accept()
+        c1.recv(65536)
+        c1.close()  # reset the first attempt
+        c2, _ = lsock.accept()
+        data = c2.recv(65536)
+        resp = bytearray(real)
+        resp[5:9] = data[5:9]  # answer with the proxy's upstream request id
+        c2.sendall(bytes(resp))
+        time.sleep(1)
+        c2.close()
+
+    t = th.Thread(target=serve, daemon=True)
+    t.start()
+    p = proxy(bolt_config([f"127.0.0.1:{port}"], retry={"attempts": 1, "on": ["reset"]}))
+    with socket.create_connection(p.addr("bolt_in")) as s:
+        s.sendall(request_frame(9, "x"))
+        (f,) = recv_frames(s, 1)
+    assert resp_id(f) == 9 and resp_status(f) == 0
+    t.join(5)
+    lsock.close()

@@ -14,7 +14,8 @@ downstream codec from one ``ProxyStatus`` (no route, no healthy host, overflow, 
 upstream reset, codec error), so each protocol answers in its own terms.
 
 Timeout: a request frame's own timeout wins when > 0; otherwise the route's timeout applies
-(``None``: no timeout).
+(``None``: no timeout). It runs from the moment the route is matched, so it also bounds
+AFTER_ROUTE filters, host choice, connecting and retries.
 """
 
 from __future__ import annotations
@@ -266,6 +267,11 @@ class Stream:
         self.cluster_obj = cluster
         if rule.retry is not None:
             self.retries_left = rule.retry.attempts
+        if self.timer is None and self.request.stream_type is not StreamType.ONEWAY:
+            ms = self.request.timeout_ms
+            timeout = ms / 1000.0 if ms > 0 else rule.timeout
+            if timeout is not None:
+                self.timer = self.ctx.timers.schedule(self, timeout)
         return True
 
     def _choose_host(self) -> bool:
@@ -276,6 +282,8 @@ class Stream:
             self.send_local_reply(ProxyStatus.UPSTREAM_OVERFLOW, "upstream overflow")
             return False
         host = cluster.lb.choose(self.tried)
+        if host is None and self.tried:
+            host = cluster.lb.choose()  # every host tried: a retry may go to one again
         if host is None:
             self.send_local_reply(ProxyStatus.NO_HEALTHY_UPSTREAM, "no healthy upstream")
             return False
@@ -300,11 +308,6 @@ class Stream:
         self.upstream_id = upstream.send_request(request, self)
         if upstream.congested:
             upstream.register_backpressure(self.conn)
-        if self.timer is None:
-            ms = request.timeout_ms
-            timeout = ms / 1000.0 if ms > 0 else (self.route.timeout if self.route else None)
-            if timeout is not None:
-                self.timer = self.ctx.timers.schedule(self, timeout)
 
     def _release_upstream(self) -> None:
         if self.upstream is not None:
@@ -432,6 +435,9 @@ class Stream:
             self._release_upstream()
         self.status = ProxyStatus.OK if self.response is not None else ProxyStatus.UPSTREAM_RESET
         self._release_stream_resources()
+        if self.ctx.access_log is not None:
+            self.stream_info["downstream_closed"] = True
+            self._access_log()
 
     def _release_stream_resources(self) -> None:
         self.done = True
@@ -457,6 +463,7 @@ class Stream:
                 "upstream": str(host.address) if host else "",
                 "status": resp.status if resp is not None else None,
                 "proxy_status": self.status.value,
+                "downstream_closed": bool(self._info and self._info.get("downstream_closed")),
                 "duration_ms": round((time.time() - self.started) * 1000, 3),
             }
         )

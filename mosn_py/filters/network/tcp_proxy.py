@@ -210,7 +210,14 @@ class TcpProxySession:
                 return
             self.host = target
             if hasattr(target, "cx_active"):
+                # A session is the tcp_proxy's "request": least_request balances on it.
                 target.cx_active += 1
+                target.rq_active += 1
+                target.rq_total += 1
+                # A session is one request in flight for least_request (as in Envoy,
+                # whose tcp pool counts each attached connection in rq_active).
+                target.rq_active += 1
+                target.rq_total += 1
             self.upstream = up
             down = self.downstream
             up.peer, down.peer = down, up
@@ -270,6 +277,8 @@ class TcpProxySession:
         host = self.host
         if host is not None and hasattr(host, "cx_active"):
             host.cx_active -= 1
+            host.rq_active -= 1
+            host.rq_active -= 1
         up = self.upstream
         sent = up.bytes_read if up else 0
         ctx.stats.cx_closed(self.downstream.bytes_read, sent)
