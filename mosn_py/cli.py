@@ -112,8 +112,7 @@ def _serve(cfg: Config, args: argparse.Namespace, sockets: dict[str, socket.sock
         await stop.wait()
         log_event(log, logging.INFO, "draining", timeout=cfg.drain_timeout, in_flight=rt.in_flight)
         await rt.drain(cfg.drain_timeout)
-        rt.close()
-        await asyncio.sleep(0)
+        await rt.shutdown()
         log_event(log, logging.INFO, "stopped")
         return 0
 

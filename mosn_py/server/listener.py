@@ -221,6 +221,9 @@ class Listener:
             self._sweeper = None
         for conn in list(self.ctx.conns):
             conn.abort() if isinstance(conn, BaseConnection) else conn.close()
+
+    def close_logs(self) -> None:
+        """After the aborted connections' last callbacks ran (they still log)."""
         if self.ctx.access_log is not None:
             self.ctx.access_log.close()
 

@@ -118,6 +118,7 @@ class Runtime:
         return left == 0
 
     def close(self) -> None:
+        """Abort everything still open (synchronous; see ``shutdown``)."""
         for lst in self.listeners:
             lst.stop_accepting()
             lst.close_all()
@@ -127,6 +128,15 @@ class Runtime:
             self.admin.close()
         for d in self._demo:
             d.close()
+
+    async def shutdown(self) -> None:
+        """``close()``, then let the loop deliver the last callbacks (connection_lost,
+        cancelled connects) before access logs are closed."""
+        self.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for lst in self.listeners:
+            lst.close_logs()
 
 
 def _fmt(host: str, port: int) -> str:

@@ -115,6 +115,7 @@ class UpstreamConnection(BaseConnection):
         self._next_id = (rid + 1) % _U32
         if cb is not None:
             streams[rid] = cb
+        self.activity += 1  # writes count too: a busy oneway-only connection is not idle
         bufs = self.codec.send(frame, rid)
         if self._connecting:
             self._queued.extend(bufs)

@@ -433,7 +433,6 @@ class Stream:
         if self.upstream is not None:
             self.upstream.cancel(self.upstream_id)
             self._release_upstream()
-        self.status = ProxyStatus.OK if self.response is not None else ProxyStatus.UPSTREAM_RESET
         self._release_stream_resources()
         if self.ctx.access_log is not None:
             self.stream_info["downstream_closed"] = True

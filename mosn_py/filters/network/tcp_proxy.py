@@ -214,10 +214,6 @@ class TcpProxySession:
                 target.cx_active += 1
                 target.rq_active += 1
                 target.rq_total += 1
-                # A session is one request in flight for least_request (as in Envoy,
-                # whose tcp pool counts each attached connection in rq_active).
-                target.rq_active += 1
-                target.rq_total += 1
             self.upstream = up
             down = self.downstream
             up.peer, down.peer = down, up
@@ -277,7 +273,6 @@ class TcpProxySession:
         host = self.host
         if host is not None and hasattr(host, "cx_active"):
             host.cx_active -= 1
-            host.rq_active -= 1
             host.rq_active -= 1
         up = self.upstream
         sent = up.bytes_read if up else 0
