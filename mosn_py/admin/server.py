@@ -56,7 +56,8 @@ def clusters_view(rt: Runtime) -> dict[str, Any]:
                     {
                         "address": str(h.address),
                         "weight": h.weight,
-                        "healthy": True,
+                        "healthy": not h.ejected,
+                        "ejections": h.ejections,
                         "rq_active": h.rq_active,
                         "rq_total": h.rq_total,
                         "rq_error": h.rq_error,

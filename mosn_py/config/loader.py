@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import yaml
 
 from mosn_py.config.model import (
+    OutlierDetection,
     CLUSTER_PROTOCOLS,
     CLUSTER_TYPES,
     LB_POLICIES,
@@ -90,7 +91,7 @@ _LISTENER_KEYS = (
 )
 _CLUSTER_KEYS = (
     "name", "protocol", "type", "endpoints", "lb", "connect_timeout", "connections_per_host",
-    "max_requests", "max_frame_size", "idle_timeout",
+    "max_requests", "max_frame_size", "idle_timeout", "outlier_detection",
 )
 # fmt: on
 _HEADER_MATCH_KEYS = ("exact", "regex", "present")
@@ -548,7 +549,32 @@ def _cluster(errs: _Errors, path: str, raw: object) -> ClusterConfig | None:
         max_requests=get("max_requests", int_at_least(1), defaults.max_requests),
         max_frame_size=get("max_frame_size", parse_positive_size, defaults.max_frame_size),
         idle_timeout=get("idle_timeout", parse_optional_duration, defaults.idle_timeout),
+        outlier_detection=_outlier(errs, _join(path, "outlier_detection"),
+                                   d.get("outlier_detection")),
     )
+
+
+def _outlier(errs: _Errors, path: str, raw: object) -> OutlierDetection:
+    if raw is None:
+        return OutlierDetection()
+    d = _mapping(errs, path, raw, (
+        "consecutive_connect_failures", "ejection_time", "max_ejection_time"))
+    if d is None:
+        return OutlierDetection()
+    dflt = OutlierDetection()
+    out = OutlierDetection(
+        consecutive_connect_failures=_field(
+            errs, d, path, "consecutive_connect_failures", int_at_least(0),
+            dflt.consecutive_connect_failures),
+        ejection_time=_field(errs, d, path, "ejection_time", parse_positive_duration,
+                             dflt.ejection_time),
+        max_ejection_time=_field(errs, d, path, "max_ejection_time", parse_positive_duration,
+                                 dflt.max_ejection_time),
+    )
+    if out.max_ejection_time < out.ejection_time:
+        errs.add(_join(path, "max_ejection_time"),
+                 f"must be >= ejection_time ({out.ejection_time}s)")
+    return out
 
 
 def _section(

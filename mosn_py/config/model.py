@@ -118,6 +118,18 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class OutlierDetection:
+    """Passive health: eject a host after consecutive connect failures (Envoy's
+    ``consecutive_local_origin_failure``). An ejected host gets no new requests for
+    ``ejection_time`` x the number of times it was ejected (capped at ``max_ejection_time``);
+    if every host is ejected the cluster uses them all anyway (Envoy's panic mode)."""
+
+    consecutive_connect_failures: int = 3  # 0 disables ejection
+    ejection_time: float = 5.0
+    max_ejection_time: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     name: str
     protocol: str = "tcp"  # one of CLUSTER_PROTOCOLS
@@ -129,6 +141,7 @@ class ClusterConfig:
     max_requests: int = 10000  # circuit breaker: requests in flight to the whole cluster
     max_frame_size: int = 16 << 20
     idle_timeout: float | None = None  # close idle upstream connections (None: keep)
+    outlier_detection: OutlierDetection = field(default_factory=OutlierDetection)
 
 
 @dataclass(frozen=True, slots=True)

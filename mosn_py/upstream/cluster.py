@@ -1,4 +1,5 @@
-"""A cluster: its hosts, its load balancer, its pools and its circuit breaker."""
+"""A cluster: its hosts, its load balancer, its pools, its circuit breaker and passive
+health (outlier ejection on consecutive connect failures)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ class Cluster:
         "_loop",
         "_batcher",
         "_sweeper",
+        "_lb_cls",
+        "_unejectors",
     )
 
     def __init__(
@@ -43,7 +46,9 @@ class Cluster:
         self.config = config
         self.name = config.name
         self.hosts = tuple(Host(e.address, e.weight) for e in config.endpoints)
+        self._lb_cls = lb_cls
         self.lb = lb_cls(self.hosts)
+        self._unejectors: dict[Host, asyncio.TimerHandle] = {}
         self.rq_active = 0
         self.rq_total = 0
         self.rq_overflow = 0
@@ -73,8 +78,36 @@ class Cluster:
                 loop=self._loop,
                 batcher=self._batcher,
                 cluster_name=self.name,
+                health=self,
             )
         return pool
+
+    # --- passive health ----------------------------------------------------------------------
+    def report_connect_success(self, host: Host) -> None:
+        host.consecutive_connect_failures = 0
+
+    def report_connect_failure(self, host: Host) -> None:
+        """Count a failed connect; eject the host when the run reaches the threshold."""
+        host.consecutive_connect_failures += 1
+        od = self.config.outlier_detection
+        n = od.consecutive_connect_failures
+        if n and not host.ejected and host.consecutive_connect_failures >= n:
+            host.ejected = True
+            host.ejections += 1
+            duration = min(od.ejection_time * host.ejections, od.max_ejection_time)
+            self._unejectors[host] = self._loop.call_later(duration, self._uneject, host)
+            self._rebuild_lb()
+
+    def _uneject(self, host: Host) -> None:
+        self._unejectors.pop(host, None)
+        host.ejected = False
+        host.consecutive_connect_failures = 0
+        self._rebuild_lb()
+
+    def _rebuild_lb(self) -> None:
+        healthy = [h for h in self.hosts if not h.ejected]
+        # Panic mode: with every host ejected, balancing over all beats refusing everything.
+        self.lb = self._lb_cls(healthy or self.hosts)
 
     def _schedule_sweep(self) -> None:
         interval = max(0.05, min(self.config.idle_timeout or 1.0, 20.0) / 4)
@@ -100,6 +133,9 @@ class Cluster:
         self._schedule_sweep()
 
     def close(self) -> None:
+        for timer in self._unejectors.values():
+            timer.cancel()
+        self._unejectors.clear()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

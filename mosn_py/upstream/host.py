@@ -15,6 +15,9 @@ class Host:
         "cx_total",
         "cx_connect_fail",
         "rq_error",
+        "consecutive_connect_failures",
+        "ejections",
+        "ejected",
     )
 
     def __init__(self, address: Address, weight: int = 1) -> None:
@@ -26,6 +29,10 @@ class Host:
         self.cx_active = 0
         self.cx_total = 0
         self.cx_connect_fail = 0
+        # passive health (see Cluster.report_connect_failure)
+        self.consecutive_connect_failures = 0
+        self.ejections = 0
+        self.ejected = False
 
     @property
     def key(self) -> tuple[str, int]:

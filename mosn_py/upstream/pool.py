@@ -82,6 +82,8 @@ class UpstreamConnection(BaseConnection):
             )
         except (OSError, asyncio.TimeoutError) as e:
             self.host.cx_connect_fail += 1
+            if self.pool.health is not None:
+                self.pool.health.report_connect_failure(self.host)
             log_event(
                 log, logging.WARNING, "upstream connect failed",
                 cluster=self.pool.cluster_name, host=str(addr), error=str(e) or type(e).__name__,
@@ -96,6 +98,8 @@ class UpstreamConnection(BaseConnection):
     def on_connected(self) -> None:
         self._connecting = False
         self.host.cx_active += 1
+        if self.pool.health is not None:
+            self.pool.health.report_connect_success(self.host)
         if self._queued:
             q, self._queued = self._queued, []
             self.write(q)
@@ -213,6 +217,7 @@ class MultiplexPool:
         "loop",
         "batcher",
         "cluster_name",
+        "health",
         "conns",
         "_rr",
         "closed",
@@ -229,8 +234,10 @@ class MultiplexPool:
         loop: asyncio.AbstractEventLoop,
         batcher: WriteBatcher,
         cluster_name: str,
+        health: Any = None,
     ) -> None:
         self.host = host
+        self.health = health  # gets report_connect_success/failure(host)
         self.size = size
         self.codec_factory = codec_factory
         self.limits = limits

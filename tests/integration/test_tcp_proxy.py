@@ -333,8 +333,23 @@ def test_connect_failure_tries_next_host(proxy: Any, peer: Any) -> None:
     assert [hello_through(p) for _ in range(10)] == [b"live"] * 10
     _, body = p.admin_get("/clusters")
     hosts = {h["address"]: h for h in json.loads(body)["clusters"][0]["hosts"]}
-    assert hosts[dead]["cx_connect_fail"] >= 4  # round robin: every other pick
-    assert hosts[srv.address]["cx_total"] == 10
+    # Three consecutive connect failures eject the dead host (outlier detection default):
+    # later connections no longer try it first.
+    assert hosts[dead]["cx_connect_fail"] == 3
+    assert hosts[dead]["healthy"] is False and hosts[dead]["ejections"] == 1
+    assert hosts[srv.address]["cx_total"] == 10 and hosts[srv.address]["healthy"] is True
+
+
+def test_outlier_detection_disabled_keeps_trying(proxy: Any, peer: Any) -> None:
+    srv = peer(named_echo(b"live"))
+    dead = f"127.0.0.1:{closed_port()}"
+    cfg = tcp_config([dead, srv.address])
+    cfg["clusters"][0]["outlier_detection"] = {"consecutive_connect_failures": 0}
+    p = proxy(cfg)
+    assert [hello_through(p) for _ in range(10)] == [b"live"] * 10
+    _, body = p.admin_get("/clusters")
+    hosts = {h["address"]: h for h in json.loads(body)["clusters"][0]["hosts"]}
+    assert hosts[dead]["cx_connect_fail"] >= 4 and hosts[dead]["healthy"] is True
 
 
 def test_all_hosts_down_closes_client(proxy: Any) -> None:

@@ -199,6 +199,7 @@ class TcpProxySession:
             except (OSError, asyncio.TimeoutError) as e:
                 if hasattr(target, "cx_connect_fail"):
                     target.cx_connect_fail += 1
+                    cluster.report_connect_failure(target)
                 log_event(
                     log, logging.WARNING, "upstream connect failed",
                     listener=ctx.config.name, cluster=cluster.name, host=str(addr),
@@ -209,6 +210,8 @@ class TcpProxySession:
                 up.abort()
                 return
             self.host = target
+            if hasattr(target, "cx_connect_fail"):
+                cluster.report_connect_success(target)
             if hasattr(target, "cx_active"):
                 # A session is the tcp_proxy's "request": least_request balances on it.
                 target.cx_active += 1

@@ -314,7 +314,8 @@ SINGLE_ERRORS = [
         1,
         (
             "clusters[0].zzz: unknown key; expected name, protocol, type, endpoints, lb, "
-            "connect_timeout, connections_per_host, max_requests, max_frame_size, idle_timeout"
+            "connect_timeout, connections_per_host, max_requests, max_frame_size, idle_timeout, "
+            "outlier_detection"
         ),
     ),
     (
