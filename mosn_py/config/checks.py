@@ -1,0 +1,163 @@
+"""Pass 3 of config loading: cross checks over the parsed sections (unique names, unique
+addresses, references to routes and clusters, protocol compatibility)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from mosn_py.config.model import Address, ClusterConfig, Config
+from mosn_py.config.shape import _Errors, _join, _Parsed, _unknown_name
+
+# -------------------------------------------------------------------------------- cross checks
+
+
+def _unique_names(
+    errs: _Errors, kind: str, items: Iterable[tuple[str, Any]]
+) -> tuple[dict[str, tuple[str, Any]], bool]:
+    """name -> (path, obj) for the first of each name; duplicates reported.
+
+    The flag says whether every name is known: when some name is bad, a reference to an
+    undefined name may well mean that one, so the caller does not report it.
+    """
+    by_name: dict[str, tuple[str, Any]] = {}
+    complete = True
+    for path, obj in items:
+        name_path = _join(path, "name")
+        if errs.is_bad(name_path):
+            complete = False
+            continue
+        if obj.name in by_name:
+            first = by_name[obj.name][0]
+            errs.add(name_path, f"duplicate {kind} name {obj.name!r} (first at {first})")
+        else:
+            by_name[obj.name] = (path, obj)
+    return by_name, complete
+
+
+def _check_addresses(errs: _Errors, p: _Parsed) -> None:
+    """No two sockets we bind (admin, listeners, demo servers) may share host and port."""
+    users: list[tuple[str, Address, str]] = []  # (path of the address, address, its user)
+    if p.admin is not None:
+        users.append(("admin.address", p.admin.address, "the admin API (admin.address)"))
+    for path, demo in p.demos:
+        user = f"demo upstream {demo.name!r} ({path})"
+        users.append((_join(path, "address"), demo.address, user))
+    for path, ln in p.listeners:
+        users.append((_join(path, "address"), ln.address, f"listener {ln.name!r} ({path})"))
+    taken: dict[tuple[str, int], str] = {}
+    for path, address, user in users:
+        if errs.is_bad(path) or address.port == 0:
+            continue
+        key = (address.host.lower(), address.port)
+        if key in taken:
+            errs.add(path, f"address {address} is already used by {taken[key]}")
+        else:
+            taken[key] = user
+
+
+def _protocol_errors(
+    errs: _Errors,
+    p: _Parsed,
+    routes: dict[str, tuple[str, Any]],
+    clusters: dict[str, tuple[str, Any]],
+    translations: Collection[tuple[str, str]],
+) -> None:
+    rule_paths_of = {path: rule_paths for path, _, rule_paths in p.routes}
+
+    def speaks(name: str) -> ClusterConfig | None:
+        found = clusters.get(name)
+        if found is None or errs.is_bad(_join(found[0], "protocol")):
+            return None
+        cluster: ClusterConfig = found[1]
+        return cluster
+
+    def compatible(down: str, up: str) -> bool:
+        return down == up or (down, up) in translations
+
+    for lpath, listener in p.listeners:
+        if errs.is_bad(_join(lpath, "protocol")) or errs.is_bad(_join(lpath, "name")):
+            continue
+        if listener.protocol == "tcp":
+            cluster = speaks(listener.cluster) if listener.cluster else None
+            if cluster is not None and not compatible("tcp", cluster.protocol):
+                errs.add(
+                    _join(lpath, "cluster"),
+                    f"cluster {cluster.name!r} speaks {cluster.protocol} but listener"
+                    f" {listener.name!r} (tcp) relays raw bytes to it; a tcp listener needs"
+                    " a tcp cluster",
+                )
+            continue
+        found = routes.get(listener.route) if listener.route else None
+        if found is None:
+            continue
+        route_path, route = found
+        for rule_path, rule in zip(rule_paths_of[route_path], route.rules, strict=True):
+            cluster = speaks(rule.cluster)
+            if cluster is not None and not compatible(listener.protocol, cluster.protocol):
+                errs.add(
+                    _join(rule_path, "cluster"),
+                    f"cluster {cluster.name!r} speaks {cluster.protocol} but listener"
+                    f" {listener.name!r} ({listener.protocol}) routes to it and no translator"
+                    f" from {listener.protocol} to {cluster.protocol} exists",
+                )
+            elif cluster is not None and cluster.type == "original_dst":
+                errs.add(
+                    _join(rule_path, "cluster"),
+                    f"cluster {cluster.name!r} is original_dst, which only tcp listeners can"
+                    f" use; listener {listener.name!r} ({listener.protocol}) routes to it",
+                )
+
+
+def _cross_check(errs: _Errors, p: _Parsed, translations: Collection[tuple[str, str]]) -> None:
+    _unique_names(errs, "listener", p.listeners)
+    _unique_names(errs, "demo upstream", p.demos)
+    routes, routes_complete = _unique_names(
+        errs, "route config", [(path, route) for path, route, _ in p.routes]
+    )
+    clusters, clusters_complete = _unique_names(errs, "cluster", p.clusters)
+    route_names, cluster_names = list(routes), list(clusters)
+
+    def dangling(name: str | None, path: str, defined: dict[str, Any], complete: bool) -> bool:
+        return bool(name) and name not in defined and complete and not errs.is_bad(path)
+
+    for lpath, listener in p.listeners:
+        rpath, cpath = _join(lpath, "route"), _join(lpath, "cluster")
+        if listener.route and dangling(listener.route, rpath, routes, routes_complete):
+            errs.add(rpath, _unknown_name("route config", listener.route, route_names))
+        if listener.cluster and dangling(listener.cluster, cpath, clusters, clusters_complete):
+            errs.add(cpath, _unknown_name("cluster", listener.cluster, cluster_names))
+    for _, route, rule_paths in p.routes:
+        for rule_path, rule in zip(rule_paths, route.rules, strict=True):
+            cpath = _join(rule_path, "cluster")
+            if dangling(rule.cluster, cpath, clusters, clusters_complete):
+                errs.add(cpath, _unknown_name("cluster", rule.cluster, cluster_names))
+    _check_addresses(errs, p)
+    _protocol_errors(errs, p, routes, clusters, translations)
+
+
+def check_protocol_compatibility(
+    config: Config, translations: Collection[tuple[str, str]] = ()
+) -> list[str]:
+    """Error lines for every listener -> cluster hop whose protocols do not fit.
+
+    A hop fits when both sides speak the same protocol or ``(downstream, upstream)`` is in
+    ``translations`` (the pairs for which a translator is registered). A tcp listener's
+    cluster must speak tcp (or be allowed by a ``("tcp", x)`` pair). Paths are positions in
+    ``config``'s tuples, which the loader keeps in file order.
+    """
+    errs = _Errors()
+    p = _Parsed(
+        listeners=[(f"listeners[{i}]", ln) for i, ln in enumerate(config.listeners)],
+        routes=[
+            (f"routes[{i}]", r, tuple(f"routes[{i}].rules[{j}]" for j in range(len(r.rules))))
+            for i, r in enumerate(config.routes)
+        ],
+        clusters=[(f"clusters[{i}]", c) for i, c in enumerate(config.clusters)],
+    )
+    routes = {r.name: (path, r) for path, r, _ in reversed(p.routes)}
+    clusters = {c.name: (path, c) for path, c in reversed(p.clusters)}
+    _protocol_errors(errs, p, routes, clusters, translations)
+    return errs.lines
+
+
