@@ -430,20 +430,56 @@ def run_scenario(ctx: Ctx, scenario: str) -> dict:
         cmd = [ctx.python, os.path.join(HERE, "tcp_echo.py"), "--port", str(backend_port)]
         name = "tcp_echo"
     backend_p = start_service(ctx, f"{scenario}-{name}", cmd, ctx.args.load_cpu)
-    rows = []
+    rounds: list[list[dict]] = []
     try:
         wait_port(ctx, backend_p, name, backend_port, 10.0)
-        for path in scenario_paths(scenario, ctx.args.paths):
-            rows.append(run_path(ctx, scenario, path, backend_port, backend_p))
-            if path == "direct" and "error" in rows[-1]:
-                ctx.log(f"{scenario}: direct path failed, skipping the scenario")
+        # Paths take turns, round after round (A B C A B C ...), so a slow spell of the
+        # machine hits every path alike; the table shows each path's median over rounds.
+        for rnd in range(ctx.args.rounds):
+            rows: list[dict] = []
+            rounds.append(rows)
+            for path in scenario_paths(scenario, ctx.args.paths):
+                rows.append(run_path(ctx, scenario, path, backend_port, backend_p))
+                if path == "direct" and "error" in rows[-1]:
+                    ctx.log(f"{scenario}: direct path failed, skipping the scenario")
+                    break
+            if rows and rows[0].get("path") == "direct" and "error" in rows[0]:
                 break
     except PathFailed as exc:
-        rows.append({"path": "direct", "error": f"backend: {exc}"})
+        rounds.append([{"path": "direct", "error": f"backend: {exc}"}])
     finally:
         stop(ctx, backend_p)
+    rows = median_rows(rounds)
     add_ratios(scenario, rows)
-    return {"scenario": scenario, "backend": name, "rows": rows}
+    return {"scenario": scenario, "backend": name, "rows": rows, "rounds": len(rounds)}
+
+
+def median_rows(rounds: list[list[dict]]) -> list[dict]:
+    """One row per path: the median of every numeric field over the rounds (a path that
+    failed in any round keeps that round's error row)."""
+    order: list[str] = []
+    by_path: dict[str, list[dict]] = {}
+    for rows in rounds:
+        for r in rows:
+            if r["path"] not in by_path:
+                order.append(r["path"])
+            by_path.setdefault(r["path"], []).append(r)
+    out = []
+    for path in order:
+        runs = by_path[path]
+        failed = [r for r in runs if "error" in r]
+        if failed:
+            out.append(failed[0])
+            continue
+        merged = dict(runs[len(runs) // 2])
+        for k, v in runs[0].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                vals = sorted(r[k] for r in runs if isinstance(r.get(k), (int, float)))
+                if vals:
+                    merged[k] = vals[len(vals) // 2]
+        merged["rounds"] = len(runs)
+        out.append(merged)
+    return out
 
 
 def add_ratios(scenario: str, rows: list[dict]) -> None:
@@ -522,17 +558,21 @@ def table(result: dict) -> str:
     return "\n".join(out + ([""] + notes if notes else []))
 
 
+def _rounds_note(a: argparse.Namespace) -> str:
+    return f"; median of {a.rounds} rounds, paths taking turns" if a.rounds > 1 else ""
+
+
 def describe_scenario(ctx: Ctx, sc: str) -> str:
     a = ctx.args
     if sc == "bolt":
         return (f"Bolt v1, anthunder `hello` request template (428 B), response 93 B; "
                 f"{a.connections} connections x {a.inflight} in flight; "
-                f"<= {a.requests:,} requests or {a.duration:g} s per path")
+                f"<= {a.requests:,} requests or {a.duration:g} s per path" + _rounds_note(a))
     if sc == "tcp-small":
         return (f"{a.msg_size}-byte ping-pong over {a.connections} connections (1 in flight "
-                f"each); <= {a.requests:,} messages or {a.duration:g} s per path")
+                f"each); <= {a.requests:,} messages or {a.duration:g} s per path" + _rounds_note(a))
     return (f"bulk echo: {a.bulk_connections} connection(s) stream <= {a.bulk_mb:g} MB "
-            f"(MB = 10^6 B) through and read it back, <= {a.duration:g} s per path")
+            f"(MB = 10^6 B) through and read it back, <= {a.duration:g} s per path" + _rounds_note(a))
 
 
 def environment(ctx: Ctx) -> dict:
@@ -605,6 +645,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--paths", default="direct,mosn-py,haproxy",
                    help="comma list of direct,mosn-py,mosn-py-bolt,mosn-py-tcp,haproxy")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measured path")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every path this many times, taking turns; report medians")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per path (0=off)")
     p.add_argument("--requests", type=int, default=10_000_000,
                    help="request bound per measured path (duration usually ends it first)")
