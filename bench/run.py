@@ -15,9 +15,9 @@ Per path the orchestrator starts the proxy, waits for its port, runs a short war
 then samples the proxy's CPU seconds (/proc/PID/stat, whole process tree), runs the
 measured load, samples again, stops the proxy. Ratios are computed within the same run.
 
-  /tmp/venvtest/bin/python bench/run.py                       # all scenarios, ~5 s per path
-  /tmp/venvtest/bin/python bench/run.py --scenarios bolt --paths direct,haproxy
-  /tmp/venvtest/bin/python bench/run.py --mosn-py /tmp/venvtest/bin/mosn-py --json-out r.json
+  .venv/bin/python bench/run.py                       # all scenarios, ~5 s per path
+  .venv/bin/python bench/run.py --scenarios bolt --paths direct,haproxy
+  .venv/bin/python bench/run.py --mosn-py /tmp/venvtest/bin/mosn-py --json-out r.json
 """
 
 from __future__ import annotations
