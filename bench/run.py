@@ -17,7 +17,7 @@ measured load, samples again, stops the proxy. Ratios are computed within the sa
 
   .venv/bin/python bench/run.py                       # all scenarios, ~5 s per path
   .venv/bin/python bench/run.py --scenarios bolt --paths direct,haproxy
-  .venv/bin/python bench/run.py --mosn-py /tmp/venvtest/bin/mosn-py --json-out r.json
+  .venv/bin/python bench/run.py --mosn-py .venv/bin/mosn-py --json-out r.json
 """
 
 from __future__ import annotations
