@@ -19,7 +19,7 @@ Roles: ``Role.SERVER`` is the downstream side (decodes requests, encodes respons
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -120,13 +120,142 @@ class Frame:
         )
 
 
+# --- streaming protocols (HTTP/1.1, HTTP/2, gRPC) -----------------------------------------
+#
+# A single-frame protocol (Bolt, Redis, memcached) carries a whole request or response in one
+# ``Frame``. A streaming protocol emits, per stream: one ``Frame`` with the head (its
+# ``headers`` a ``HeaderList``; ``end_stream`` True when no body follows), then zero or more
+# ``DataFrame``s, then optionally one ``TrailersFrame``; the last of these has
+# ``end_stream=True``. A ``ResetFrame`` ends a stream abnormally at any point. The same
+# objects go to ``send()`` in the other direction. ``Frame.request_id`` / ``stream_id`` is
+# the codec's stream identifier: the HTTP/2 stream id, or for HTTP/1.1 a per-connection
+# counter (1, 2, 3 ... in pipeline order).
+#
+# HTTP heads use HTTP/2's pseudo-headers in both versions, so translating between them is
+# a matter of the codec: requests carry ``:method``, ``:scheme``, ``:authority`` (Host),
+# ``:path`` (origin-form target, with the query); responses carry ``:status`` (and
+# ``Frame.status`` holds the same number as an int). Pseudo-headers come first.
+
+
+class HeaderList(Mapping[str, str]):
+    """An ordered, multi-valued header list with lower-case names (HTTP semantics).
+
+    As a ``Mapping``, ``h[name]`` / ``h.get(name)`` give the *first* value; ``get_all(name)``
+    gives every value in order; ``items_all()`` gives every ``(name, value)`` pair. Values are
+    ``str`` decoded as latin-1 (so any octet round-trips; RFC 9110 §5.5 obs-text). Immutable:
+    ``with_(...)``/``without(...)`` return new lists.
+    """
+
+    __slots__ = ("_items", "_index")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: tuple[tuple[str, str], ...] = tuple(items)
+        self._index: dict[str, str] | None = None
+
+    def _idx(self) -> dict[str, str]:
+        idx = self._index
+        if idx is None:
+            idx = {}
+            for k, v in self._items:
+                idx.setdefault(k, v)
+            self._index = idx
+        return idx
+
+    def __getitem__(self, name: str) -> str:
+        return self._idx()[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._idx().get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._idx()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._idx())
+
+    def __len__(self) -> int:
+        return len(self._idx())
+
+    def get_all(self, name: str) -> list[str]:
+        return [v for k, v in self._items if k == name]
+
+    def items_all(self) -> tuple[tuple[str, str], ...]:
+        return self._items
+
+    def with_(self, *pairs: tuple[str, str]) -> HeaderList:
+        """A copy with ``pairs`` appended."""
+        return HeaderList(self._items + tuple(pairs))
+
+    def without(self, *names: str) -> HeaderList:
+        """A copy without any header named in ``names``."""
+        drop = set(names)
+        return HeaderList(kv for kv in self._items if kv[0] not in drop)
+
+    def replace(self, name: str, value: str) -> HeaderList:
+        """A copy where ``name`` has the single value ``value`` (at its first position)."""
+        out: list[tuple[str, str]] = []
+        done = False
+        for k, v in self._items:
+            if k == name:
+                if not done:
+                    out.append((k, value))
+                    done = True
+                continue
+            out.append((k, v))
+        if not done:
+            out.append((name, value))
+        return HeaderList(out)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, HeaderList):
+            return self._items == other._items
+        return Mapping.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"HeaderList({list(self._items)!r})"
+
+
+@dataclass(slots=True)
+class DataFrame:
+    """A chunk of a stream's body. ``data`` may be a memoryview the receiver must not keep
+    beyond the call that delivered it unless it copies it (codecs hand out views of their
+    buffers only where they document it)."""
+
+    stream_id: int
+    data: bytes | memoryview
+    end_stream: bool = False
+
+
+@dataclass(slots=True)
+class TrailersFrame:
+    """Trailing headers; always ends the stream."""
+
+    stream_id: int
+    trailers: HeaderList
+
+
+@dataclass(slots=True)
+class ResetFrame:
+    """The stream ended abnormally (HTTP/2 RST_STREAM; HTTP/1.1: the connection broke
+    mid-message). ``code`` is the protocol's error code where it has one (h2 error code)."""
+
+    stream_id: int
+    code: int = 0
+    reason: str = ""
+
+
 @dataclass(slots=True, frozen=True)
 class CodecLimits:
     """Per-codec bounds; exceeding one raises ``RemoteProtocolError`` with a status hint."""
 
-    max_frame_size: int = 16 << 20  # bytes, whole frame
-    max_header_size: int = 64 << 10  # bytes of header block
+    max_frame_size: int = 16 << 20  # bytes, whole frame (single-frame protocols)
+    max_header_size: int = 64 << 10  # bytes of header block (HTTP: 431 when exceeded)
     max_pending_frames: int = 4096  # decoded but not yet pulled (pipelining bound)
+    max_header_count: int = 100  # HTTP: header fields per head (431 when exceeded)
+    max_body_size: int = 0  # HTTP: bytes of one message body, 0 = unlimited (413)
 
 
 @runtime_checkable
