@@ -20,8 +20,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bolt_frames  # noqa: E402
-from common import install_uvloop, ready_line, require_loopback  # noqa: E402
+import bolt_frames
+from common import install_uvloop, ready_line, require_loopback
 
 _MAX_FRAME = 16 * 1024 * 1024
 

@@ -31,8 +31,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bolt_frames  # noqa: E402
-from common import install_uvloop, percentile, require_loopback  # noqa: E402
+import bolt_frames
+from common import install_uvloop, percentile, require_loopback
 
 _perf = time.perf_counter
 _MAX_ID = 0x7FFFFFFF
@@ -223,7 +223,7 @@ async def run_bolt_load(
 
     try:
         run.conns = list(await asyncio.gather(*(connect(i) for i in range(connections))))
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         return {"error": f"connect to {host}:{port} failed: {exc!r}"}
 
     cpu0 = time.process_time()
@@ -254,7 +254,7 @@ async def run_bolt_load(
     # Hard bound: duration + timeout + slack, whatever the peer does.
     try:
         await asyncio.wait_for(asyncio.shield(run.done), duration + timeout + 2.0)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     t_end = _perf()
     stopper.cancel()
@@ -304,8 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("-c", "--connections", type=int, default=8)
-    p.add_argument("-m", "--inflight", type=int, default=16, help="requests in flight per connection")
-    p.add_argument("-n", "--requests", type=int, default=100_000, help="total requests (upper bound)")
+    p.add_argument("-m", "--inflight", type=int, default=16,
+                   help="requests in flight per connection")
+    p.add_argument("-n", "--requests", type=int, default=100_000,
+                   help="total requests (upper bound)")
     p.add_argument("-d", "--duration", type=float, default=5.0, help="max seconds of sending")
     p.add_argument("--timeout", type=float, default=3.0, help="per-request timeout, seconds")
     p.add_argument("--template", help="hex file with a Bolt v1 request (default: anthunder hello)")

@@ -97,7 +97,7 @@ def descendants(pid: int) -> list[int]:
 
 def tree_cpu_split(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of ``pid``'s tree, as in ``tree_cpu_seconds``."""
-    pids = [pid] + descendants(pid)
+    pids = [pid, *descendants(pid)]
     user = system = 0.0
     for i, p in enumerate(pids):
         try:

@@ -77,14 +77,13 @@ class Ctx:
 def start_service(ctx: Ctx, name: str, cmd: list[str], cpus: int | None,
                   env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen:
     log_path = os.path.join(ctx.tmp, f"{name}.log")
-    logf = open(log_path, "ab")
-    try:
-        p = proc.start_pinned(cmd, cpus, ctx.args.nice, stdout=logf, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, env=env, cwd=cwd)
-    except FileNotFoundError as exc:
-        raise PathFailed(f"{name}: cannot execute {cmd[0]!r}: {exc}") from None
-    finally:
-        logf.close()
+    with open(log_path, "ab") as logf:  # the child keeps its own copy of the descriptor
+        try:
+            p = proc.start_pinned(cmd, cpus, ctx.args.nice, stdout=logf,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                  cwd=cwd)
+        except FileNotFoundError as exc:
+            raise PathFailed(f"{name}: cannot execute {cmd[0]!r}: {exc}") from None
     ctx.procs.append(p)
     ctx.log_paths[p.pid] = log_path
     return p
@@ -214,7 +213,7 @@ def mosn_command(ctx: Ctx, config: str) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     # the repo checkout wins over whatever is installed, so the code under test is this tree
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return base + ["run", "-c", config] + shlex.split(a.mosn_py_args or ""), env
+    return [*base, "run", "-c", config, *shlex.split(a.mosn_py_args or "")], env
 
 
 def start_mosn(ctx: Ctx, name: str, config: str, listen_port: int) -> subprocess.Popen:
@@ -435,7 +434,7 @@ def run_scenario(ctx: Ctx, scenario: str) -> dict:
         wait_port(ctx, backend_p, name, backend_port, 10.0)
         # Paths take turns, round after round (A B C A B C ...), so a slow spell of the
         # machine hits every path alike; the table shows each path's median over rounds.
-        for rnd in range(ctx.args.rounds):
+        for _rnd in range(ctx.args.rounds):
             rows: list[dict] = []
             rounds.append(rows)
             for path in scenario_paths(scenario, ctx.args.paths):
@@ -513,11 +512,12 @@ def table(result: dict) -> str:
     bulk = sc == "tcp-bulk"
     if bulk:
         head = ["path", "MB/s", "x direct", "MB moved", "errors", "proxy CPU s", "proxy util",
-                "proxy sys %", "MB / proxy CPU-s", "x haproxy (MB/CPU-s)", "load-core util", "other CPU s"]
+                "proxy sys %", "MB / proxy CPU-s", "x haproxy (MB/CPU-s)", "load-core util",
+                "other CPU s"]
     else:
         head = ["path", "req/s", "x direct", "p50 ms", "p99 ms", "errors", "proxy CPU s",
-                "proxy util", "proxy sys %", "req / proxy CPU-s", "x haproxy (req/CPU-s)", "load-core util",
-                "other CPU s"]
+                "proxy util", "proxy sys %", "req / proxy CPU-s", "x haproxy (req/CPU-s)",
+                "load-core util", "other CPU s"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(
         ["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for r in result["rows"]:
@@ -536,7 +536,8 @@ def table(result: dict) -> str:
             cells = [r["path"], fmt(r["rps"], 0), fmt(r.get("vs_direct"), 2),
                      fmt(r["p50_ms"], 3), fmt(r["p99_ms"], 3), fmt(r["errors"]),
                      fmt(r.get("proxy_cpu_s"), 2), fmt(r.get("proxy_util"), 2),
-                     fmt(r.get("proxy_sys_pct")), fmt(r.get("req_per_proxy_cpu_s"), 0), fmt(r.get("eff_vs_haproxy"), 2),
+                     fmt(r.get("proxy_sys_pct")), fmt(r.get("req_per_proxy_cpu_s"), 0),
+                     fmt(r.get("eff_vs_haproxy"), 2),
                      fmt(r["load_core_util"], 2), fmt(r["other_cpu_s"], 2)]
         out.append("| " + " | ".join(cells) + " |")
     notes = []
@@ -555,7 +556,7 @@ def table(result: dict) -> str:
     errs = [r for r in result["rows"] if "error" in r and "\n" in r["error"]]
     for r in errs:
         notes.append(f"- {r['path']} failed:\n```\n{r['error']}\n```")
-    return "\n".join(out + ([""] + notes if notes else []))
+    return "\n".join(out + (["", *notes] if notes else []))
 
 
 def _rounds_note(a: argparse.Namespace) -> str:
@@ -572,7 +573,8 @@ def describe_scenario(ctx: Ctx, sc: str) -> str:
         return (f"{a.msg_size}-byte ping-pong over {a.connections} connections (1 in flight "
                 f"each); <= {a.requests:,} messages or {a.duration:g} s per path" + _rounds_note(a))
     return (f"bulk echo: {a.bulk_connections} connection(s) stream <= {a.bulk_mb:g} MB "
-            f"(MB = 10^6 B) through and read it back, <= {a.duration:g} s per path" + _rounds_note(a))
+            f"(MB = 10^6 B) through and read it back, <= {a.duration:g} s per path"
+            + _rounds_note(a))
 
 
 def environment(ctx: Ctx) -> dict:
@@ -625,10 +627,12 @@ def report(ctx: Ctx, env: dict, results: list[dict]) -> str:
                   "", table(res)]
     lines += ["", "Columns: `x direct` = throughput / direct throughput; `proxy CPU s` = "
               "user+system CPU seconds of the proxy process tree during the measured load; "
-              "`proxy util` = proxy CPU s / elapsed; `proxy sys %` = kernel share of proxy CPU s; `req / proxy CPU-s` = completed requests / "
+              "`proxy util` = proxy CPU s / elapsed; `proxy sys %` = kernel share of proxy CPU s; "
+              "`req / proxy CPU-s` = completed requests / "
               "proxy CPU s; `x haproxy` = that efficiency / haproxy's; `load-core util` = "
               "(load generator + backend CPU s) / elapsed: near 1.00 means the load side, not "
-              "the proxy, was the limit; `other CPU s` = CPU time (user+system, all CPUs, from /proc/stat) "
+              "the proxy, was the limit; `other CPU s` = CPU time (user+system, all CPUs, "
+              "from /proc/stat) "
               "used during the window by processes outside the benchmark: noise."]
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import install_uvloop, ready_line, require_loopback  # noqa: E402
+from common import install_uvloop, ready_line, require_loopback
 
 
 class Echo(asyncio.Protocol):

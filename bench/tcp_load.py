@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import install_uvloop, percentile, require_loopback  # noqa: E402
+from common import install_uvloop, percentile, require_loopback
 
 _perf = time.perf_counter
 
@@ -147,7 +147,7 @@ async def run_small(host: str, port: int, *, connections: int = 8, size: int = 6
         run.conns = [p for _, p in await asyncio.gather(*(
             asyncio.wait_for(loop.create_connection(lambda: _SmallConn(run), host, port),
                              connect_timeout) for _ in range(connections)))]
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         return {"error": f"connect to {host}:{port} failed: {exc!r}"}
 
     cpu0 = time.process_time()
@@ -172,7 +172,7 @@ async def run_small(host: str, port: int, *, connections: int = 8, size: int = 6
         c.fill()
     try:
         await asyncio.wait_for(asyncio.shield(run.done), duration + timeout + 2.0)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     t_end = _perf()
     stopper.cancel()
@@ -291,10 +291,10 @@ async def run_bulk(host: str, port: int, *, connections: int = 1, mb: float = 10
         for _ in range(connections):
             fut = loop.create_future()
             _, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: _BulkConn(per_conn, fut), host, port),
+                loop.create_connection(lambda fut=fut: _BulkConn(per_conn, fut), host, port),
                 connect_timeout)
             conns.append(proto)  # type: ignore[arg-type]
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         for c in conns:
             c.transport.close()  # type: ignore[union-attr]
         return {"error": f"connect to {host}:{port} failed: {exc!r}"}
@@ -311,7 +311,7 @@ async def run_bulk(host: str, port: int, *, connections: int = 1, mb: float = 10
         c.start()
     try:
         await asyncio.wait_for(asyncio.gather(*(c.done for c in conns)), duration + timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     t_end = _perf()
     stopper.cancel()

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import difflib
 from collections.abc import Iterator
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from mosn_py.errors import ConfigError, UnknownExtensionError
+
+if TYPE_CHECKING:
+    from mosn_py.filters.chain import StreamFilterFactory
 
 T = TypeVar("T")
 
@@ -55,7 +58,8 @@ class Registry(Generic[T]):
 
     @contextlib.contextmanager
     def override(self, name: str, item: T) -> Iterator[None]:
-        """Swap ``name`` for ``item`` inside a ``with`` block (tests; Envoy replaceFactoryForTest)."""
+        """Swap ``name`` for ``item`` inside a ``with`` block (tests; Envoy's
+        replaceFactoryForTest)."""
         missing = object()
         old = self._items.get(name, missing)
         self._items[name] = item
@@ -73,7 +77,7 @@ class Registries:
 
     def __init__(self) -> None:
         self.codecs: Registry[type] = Registry("codec")
-        self.stream_filters: Registry[type] = Registry("stream filter")
+        self.stream_filters: Registry[type[StreamFilterFactory]] = Registry("stream filter")
         self.network_filters: Registry[type] = Registry("network filter")
         self.translators: Registry[type] = Registry("translator")
         self.lb_policies: Registry[type] = Registry("load balancer")

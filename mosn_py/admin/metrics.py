@@ -80,5 +80,5 @@ class RuntimeCollector:
 
 def render_metrics(rt: Runtime) -> tuple[bytes, str]:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(RuntimeCollector(rt))  # type: ignore[arg-type]
+    reg.register(RuntimeCollector(rt))
     return generate_latest(reg), CONTENT_TYPE_LATEST

@@ -15,7 +15,7 @@ import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mosn_py.admin.metrics import render_metrics
 from mosn_py.config.model import AdminConfig
@@ -104,7 +104,7 @@ class AdminServer:
         class Handler(BaseHTTPRequestHandler):
             server_version = "mosn-py-admin"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _send(self, code: int, body: bytes, ctype: str) -> None:
@@ -118,7 +118,7 @@ class AdminServer:
             def _json(self, obj: Any) -> None:
                 self._send(200, json.dumps(obj, indent=2).encode() + b"\n", "application/json")
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/ready":
                     draining = any(lst.ctx.draining for lst in rt.listeners)
@@ -144,7 +144,7 @@ class AdminServer:
                 else:
                     self._send(404, b"not found\n", "text/plain")
 
-            do_HEAD = do_GET  # noqa: N815
+            do_HEAD = do_GET
 
         addr = self.config.address
 
@@ -164,7 +164,8 @@ class AdminServer:
     @property
     def address_str(self) -> str:
         assert self._httpd is not None
-        host, port = self._httpd.server_address[:2]
+        # An AF_INET/AF_INET6 server's address starts with (host: str, port: int).
+        host, port = cast("tuple[str, int]", self._httpd.server_address[:2])
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
     def close(self) -> None:

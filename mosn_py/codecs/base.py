@@ -277,7 +277,9 @@ class Codec(Protocol):
         truncated frame at EOF.
         """
 
-    def send(self, frame: Frame, request_id: int | None = None) -> list[bytes | memoryview]:
+    def send(
+        self, frame: Frame, request_id: int | None = None
+    ) -> list[bytes | bytearray | memoryview]:
         """Wire buffers for ``frame``, for ``transport.writelines()``.
 
         ``request_id``, when given, replaces ``frame.request_id`` on the wire (multiplexing

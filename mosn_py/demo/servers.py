@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 from mosn_py.codecs.base import NEED_DATA, ConnectionEvent, Role, StreamType
 from mosn_py.config.model import DemoUpstream
@@ -33,7 +34,7 @@ class _BoltDemo(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         from mosn_py.demo import sample_service_pb2 as pb
@@ -41,7 +42,7 @@ class _BoltDemo(asyncio.Protocol):
         assert self.transport is not None
         codec = self.codec
         codec.receive_data(data)
-        out: list[bytes | memoryview] = []
+        out: list[bytes | bytearray | memoryview] = []
         try:
             while True:
                 ev = codec.next_event()
@@ -85,7 +86,7 @@ class _BoltDemo(asyncio.Protocol):
 
 class _Echo(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
@@ -97,7 +98,7 @@ class _Echo(asyncio.Protocol):
 
 
 class DemoServer:
-    def __init__(self, cfg: DemoUpstream, server: asyncio.AbstractServer) -> None:
+    def __init__(self, cfg: DemoUpstream, server: asyncio.Server) -> None:
         self.name = cfg.name
         self.cfg = cfg
         self._server = server

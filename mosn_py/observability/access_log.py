@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from mosn_py.config.model import AccessLogConfig
 
+
 class AccessLog:
     __slots__ = ("_file",)
 

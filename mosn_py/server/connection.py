@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
+from typing import Any, cast
 
 READ_BUFFER_SIZE = 256 * 1024
 WRITE_HIGH_WATER = 1 << 20  # pause the other side when our transport buffers this much
@@ -88,11 +88,12 @@ class BaseConnection(asyncio.BufferedProtocol):
 
     # --- asyncio.BufferedProtocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
-        set_nodelay(transport)
+        # A stream protocol is always handed a full Transport (once per connection).
+        self.transport = t = cast("asyncio.Transport", transport)
+        t.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        set_nodelay(t)
         if self._pause_mask:
-            transport.pause_reading()
+            t.pause_reading()
         self.on_connected()
 
     def get_buffer(self, sizehint: int) -> memoryview:

@@ -234,7 +234,8 @@ def idle_token(conn: Any) -> int | None:
     if streams:
         return None  # requests in flight: their own timeouts apply
     peer = getattr(conn, "peer", None)
-    return conn.activity + (peer.activity if peer is not None else 0)
+    token: int = conn.activity + (peer.activity if peer is not None else 0)
+    return token
 
 
 def close_idle(conn: Any) -> None:

@@ -75,10 +75,10 @@ class Runtime:
 
         self._demo = await start_demo_upstreams(self.config.demo_upstreams, self.loop)
         contexts = [self._make_context(cfg) for cfg in self.config.listeners]
-        for cfg, ctx in zip(self.config.listeners, contexts):
+        for cfg, ctx in zip(self.config.listeners, contexts, strict=True):
             sock = self._sockets.get(cfg.name) or bind_socket(cfg)
             factory = make_tcp_protocol if cfg.protocol == "tcp" else make_l7_protocol
-            listener = Listener(ctx, factory, sock)  # type: ignore[arg-type]
+            listener = Listener(ctx, factory, sock)
             await listener.start()
             self.listeners.append(listener)
             host, port = listener.address

@@ -23,7 +23,9 @@ class ClusterManager:
     ) -> None:
         self._clusters: dict[str, Cluster] = {}
         for cfg in configs:
-            codec = registries.codecs.get(cfg.protocol) if cfg.protocol in registries.codecs else None
+            codec = (
+                registries.codecs.get(cfg.protocol) if cfg.protocol in registries.codecs else None
+            )
             self._clusters[cfg.name] = Cluster(
                 cfg,
                 registries.lb_policies.get(cfg.lb),

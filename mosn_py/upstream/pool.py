@@ -80,7 +80,7 @@ class UpstreamConnection(BaseConnection):
                 self.pool.loop.create_connection(lambda: self, addr.host, addr.port),
                 self.pool.connect_timeout,
             )
-        except (OSError, asyncio.TimeoutError) as e:
+        except (OSError, TimeoutError) as e:
             self.host.cx_connect_fail += 1
             if self.pool.health is not None:
                 self.pool.health.report_connect_failure(self.host)

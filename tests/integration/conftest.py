@@ -76,7 +76,9 @@ class ProxyProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"proxy did not exit after signal {sig}:\n{self.log()}")
+            raise AssertionError(
+                f"proxy did not exit after signal {sig}:\n{self.log()}"
+            ) from None
         self.stopped = True
         return code
 

@@ -114,7 +114,7 @@ def test_many_in_flight_many_connections(proxy: Any, anthunder_server: Any) -> N
             fut = c.invoke_async(SERVICE, "hello", hello_request(name, seq=i, payload=b"x" * i),
                                  spanctx=span(), timeout_ms=10000)
             futures.append((name, i, fut))
-    done, not_done = wait([f for _, _, f in futures], timeout=30)
+    _done, not_done = wait([f for _, _, f in futures], timeout=30)
     assert not not_done
     for name, i, fut in futures:
         resp = fut.result()

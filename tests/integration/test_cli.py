@@ -98,7 +98,7 @@ class Running:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"no exit {timeout}s after signal {sig}:\n{self.log()}")
+            raise AssertionError(f"no exit {timeout}s after signal {sig}:\n{self.log()}") from None
         return code, time.monotonic() - t0
 
     def assert_clean_exit(self, sig: int = signal.SIGTERM, within: float = 30) -> float:

@@ -30,7 +30,7 @@ import enum
 import struct
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from mosn_py.codecs.base import (
     NEED_DATA,
@@ -213,7 +213,7 @@ class BoltCodec:
             self._pos = 0
         buf += data
 
-    def next_event(self) -> Frame | ConnectionEvent | Any:
+    def next_event(self) -> Frame | Literal[ConnectionEvent.CLOSED] | Any:
         """The next complete frame, ``ConnectionEvent.CLOSED`` or ``NEED_DATA``.
 
         Returns ``CLOSED`` for EOF at a frame boundary (and for every later call). Raises
@@ -409,7 +409,9 @@ class BoltCodec:
 
     # --- sending -----------------------------------------------------------------------------
 
-    def send(self, frame: Frame, request_id: int | None = None) -> list[bytes | memoryview]:
+    def send(
+        self, frame: Frame, request_id: int | None = None
+    ) -> list[bytes | bytearray | memoryview]:
         """Wire buffers for ``frame`` (for ``transport.writelines()``).
 
         A frame with ``raw`` is forwarded as is, with only the requestId (and a v2 CRC)
@@ -546,7 +548,7 @@ def patch_raw(raw: bytes | memoryview, request_id: int) -> list[bytes | bytearra
     return [head, rest, U32.pack(frame_crc(rest, frame_crc(head)))]
 
 
-def encode_frame(frame: Frame) -> list[bytes | memoryview]:
+def encode_frame(frame: Frame) -> list[bytes | bytearray | memoryview]:
     """Encode ``frame`` from its fields (``raw`` ignored). No direction check: see ``send``.
 
     The type byte comes from ``stream_type`` and the cmdcode from ``is_heartbeat`` and the

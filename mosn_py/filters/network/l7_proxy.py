@@ -362,7 +362,7 @@ class Stream:
         self.send_local_reply(ProxyStatus.TIMEOUT, "request timed out")
         self.ctx.batcher.flush()
 
-    # --- encode path -------------------------------------------------------------------------------
+    # --- encode path --------------------------------------------------------------------------
     def send_local_reply(self, status: ProxyStatus, message: str = "") -> None:
         if self.done:
             return
@@ -467,7 +467,7 @@ class Stream:
             }
         )
 
-    # --- filter callbacks ----------------------------------------------------------------------------
+    # --- filter callbacks ---------------------------------------------------------------------
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         return self.ctx.loop
@@ -496,4 +496,4 @@ def make_l7_protocol(ctx: ListenerContext) -> L7Connection:
     return L7Connection(ctx)
 
 
-__all__ = ["L7Connection", "Stream", "make_l7_protocol", "Phase"]
+__all__ = ["L7Connection", "Phase", "Stream", "make_l7_protocol"]

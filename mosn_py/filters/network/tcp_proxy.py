@@ -22,7 +22,7 @@ import logging
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mosn_py.config.model import Address
 from mosn_py.observability.log import log_event
@@ -191,12 +191,16 @@ class TcpProxySession:
                 addr = target.address
                 target.cx_total += 1
             up = TcpUpstream(self)
+
+            def factory(up: TcpUpstream = up) -> TcpUpstream:  # bound now: the loop rebinds up
+                return up
+
             try:
                 await asyncio.wait_for(
-                    loop.create_connection(lambda up=up: up, addr.host, addr.port),
+                    loop.create_connection(factory, addr.host, addr.port),
                     cluster.config.connect_timeout,
                 )
-            except (OSError, asyncio.TimeoutError) as e:
+            except (OSError, TimeoutError) as e:
                 if hasattr(target, "cx_connect_fail"):
                     target.cx_connect_fail += 1
                     cluster.report_connect_failure(target)
@@ -275,8 +279,9 @@ class TcpProxySession:
         ctx.untrack(self.downstream)
         host = self.host
         if host is not None and hasattr(host, "cx_active"):
-            host.cx_active -= 1
-            host.rq_active -= 1
+            counted = cast("Host", host)  # hasattr narrows cx_active only; a Host has both
+            counted.cx_active -= 1
+            counted.rq_active -= 1
         up = self.upstream
         sent = up.bytes_read if up else 0
         ctx.stats.cx_closed(self.downstream.bytes_read, sent)

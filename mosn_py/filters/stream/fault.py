@@ -56,7 +56,9 @@ def parse_fault_config(options: dict[str, Any]) -> FaultConfig:
         if not isinstance(d, dict):
             errors.append("delay: expected a mapping {duration, percentage}")
         else:
-            errors += [f"delay.{k}: unknown key" for k in sorted(set(d) - {"duration", "percentage"})]
+            errors += [
+                f"delay.{k}: unknown key" for k in sorted(set(d) - {"duration", "percentage"})
+            ]
             try:
                 delay = parse_duration(d.get("duration"))
             except (ValueError, TypeError) as e:

@@ -30,7 +30,7 @@ def test_fires_in_order_never_early_and_cancel_works() -> None:
         assert len(wheel) == 3
         await asyncio.sleep(0.3)
         assert [n for n, _ in fired] == ["a", "b", "c"]
-        for (n, t), delay in zip(fired, (0.05, 0.10, 0.15)):
+        for (_n, t), delay in zip(fired, (0.05, 0.10, 0.15), strict=True):
             assert t - start >= delay - 1e-3  # never early
         assert len(wheel) == 0
         # An earlier deadline scheduled after a later one re-arms the loop timer.

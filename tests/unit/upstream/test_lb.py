@@ -19,7 +19,8 @@ def test_round_robin_smooth_weights() -> None:
     picks = [lb.choose() for _ in range(70)]
     counts = collections.Counter(picks)
     assert counts == {hs[0]: 50, hs[1]: 10, hs[2]: 10}
-    # Smooth: never the heavy host more than 4 times in a row within a period (5,1,1 -> a a b a c a a).
+    # Smooth: never the heavy host more than 4 times in a row within a period
+    # (5,1,1 -> a a b a c a a).
     run = longest = 0
     prev = None
     for h in picks:

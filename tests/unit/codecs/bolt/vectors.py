@@ -241,7 +241,8 @@ def build_frame(
     crc: bool | int | None = None,
 ) -> bytes:
     """Pack a frame field by field. Lengths default to the real ones; ``crc`` True appends a
-    correct CRC32, an int appends that value, None appends one when proto 2, ver1 2 and switch bit 0."""
+    correct CRC32, an int appends that value, None appends one when proto 2, ver1 2 and
+    switch bit 0."""
     out = bytearray([proto])
     if proto == 2:
         out.append(ver1)
