@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mosn_py.codecs.base import CodecLimits
+from mosn_py.codecs.base import CodecLimits, PoolMode
 from mosn_py.config.model import ClusterConfig
 from mosn_py.server.connection import WriteBatcher
 from mosn_py.upstream.host import Host
 from mosn_py.upstream.lb import LoadBalancer
+from mosn_py.upstream.pingpong import PingPongPool
 from mosn_py.upstream.pool import MultiplexPool
 
 
@@ -53,7 +54,7 @@ class Cluster:
         self.rq_total = 0
         self.rq_overflow = 0
         self.max_requests = config.max_requests
-        self._pools: dict[Host, MultiplexPool] = {}
+        self._pools: dict[Host, Any] = {}
         self._codec_factory = codec_factory
         self._limits = CodecLimits(max_frame_size=config.max_frame_size)
         self._loop = loop
@@ -66,10 +67,16 @@ class Cluster:
     def overflowing(self) -> bool:
         return self.rq_active >= self.max_requests
 
-    def pool(self, host: Host) -> MultiplexPool:
+    def pool(self, host: Host) -> Any:
+        """The pool for ``host``: multiplexing or ping-pong, as the cluster's codec says."""
         pool = self._pools.get(host)
         if pool is None:
-            pool = self._pools[host] = MultiplexPool(
+            pool_cls: Any = (
+                PingPongPool
+                if getattr(self._codec_factory, "pool_mode", None) is PoolMode.PINGPONG
+                else MultiplexPool
+            )
+            pool = self._pools[host] = pool_cls(
                 host,
                 size=self.config.connections_per_host,
                 codec_factory=self._codec_factory,

@@ -22,7 +22,16 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mosn_py.codecs.base import NEED_DATA, CodecLimits, ConnectionEvent, Frame, Role, StreamType
+from mosn_py.codecs.base import (
+    NEED_DATA,
+    CodecLimits,
+    ConnectionEvent,
+    DataFrame,
+    Frame,
+    Role,
+    StreamType,
+    TrailersFrame,
+)
 from mosn_py.errors import ProtocolError, ResetReason
 from mosn_py.observability.log import log_event
 from mosn_py.server.connection import PAUSE_UPSTREAM, BaseConnection, WriteBatcher
@@ -126,6 +135,21 @@ class UpstreamConnection(BaseConnection):
         else:
             self.write(bufs)
         return rid
+
+    def send_data(self, rid: int, df: DataFrame) -> None:
+        """Body of a streaming request sent with ``send_request`` (multiplexed protocols)."""
+        bufs = self.codec.send(DataFrame(rid, df.data, df.end_stream))
+        if self._connecting:
+            self._queued.extend(bufs)
+        else:
+            self.write(bufs)
+
+    def send_trailers(self, rid: int, tf: TrailersFrame) -> None:
+        bufs = self.codec.send(TrailersFrame(rid, tf.trailers))
+        if self._connecting:
+            self._queued.extend(bufs)
+        else:
+            self.write(bufs)
 
     def cancel(self, rid: int) -> None:
         """Forget request ``rid`` (timed out): a late response is dropped."""

@@ -24,7 +24,17 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from mosn_py.codecs.base import NEED_DATA, ConnectionEvent, Frame, Role, StreamType
+from mosn_py.codecs.base import (
+    NEED_DATA,
+    ConnectionEvent,
+    DataFrame,
+    Frame,
+    PoolMode,
+    ResetFrame,
+    Role,
+    StreamType,
+    TrailersFrame,
+)
 from mosn_py.errors import ProtocolError, ProxyStatus, ResetReason
 from mosn_py.filters.chain import HeadersStatus, Phase, StreamFilter
 from mosn_py.observability.log import log_event
@@ -56,7 +66,7 @@ _STAGE_ROUTE, _STAGE_HOST, _STAGE_SEND = 0, 1, 2
 class L7Connection(BaseConnection):
     """A downstream connection speaking an L7 protocol (server role codec)."""
 
-    __slots__ = ("ctx", "codec", "streams", "half_closed", "peer_addr")
+    __slots__ = ("ctx", "codec", "streams", "half_closed", "peer_addr", "by_id", "serial", "_held")
 
     def __init__(self, ctx: ListenerContext) -> None:
         super().__init__(ctx.batcher, ctx.loop)
@@ -65,31 +75,62 @@ class L7Connection(BaseConnection):
         self.streams: set[Stream] = set()
         self.half_closed = False
         self.peer_addr = ""
+        # Streaming protocols: streams whose request or response body is still flowing,
+        # by the codec's stream id (body, trailer and reset events are routed through it).
+        self.by_id: dict[int, Stream] = {}
+        # Ping-pong protocols (HTTP/1.1) answer in request order: one exchange at a time.
+        # A request head read while one is in flight waits in ``_held`` (reading paused).
+        self.serial = getattr(ctx.codec_cls, "pool_mode", None) is PoolMode.PINGPONG
+        self._held: Frame | None = None
 
     def on_connected(self) -> None:
         self.peer_addr = self.peername()
         self.ctx.track(self)
 
     def on_data(self, data: memoryview) -> None:
+        self.codec.receive_data(data)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Pull events from the codec until it needs data (or we must stop pulling)."""
         codec = self.codec
-        codec.receive_data(data)
         try:
-            while not self.closed:
+            while not self.closed and self._held is None:
                 ev = codec.next_event()
                 if ev is NEED_DATA:
                     break
                 if ev is ConnectionEvent.CLOSED:
                     self._on_peer_eof()
                     break
-                if ev.is_heartbeat:
-                    self.write(codec.send(codec.heartbeat_reply(ev)))
-                    continue
-                Stream(self, ev).start()
+                if ev.__class__ is Frame:
+                    if ev.is_heartbeat:
+                        self.write(codec.send(codec.heartbeat_reply(ev)))
+                    elif self.serial and self.streams:
+                        self._held = ev  # answer in order: wait for the exchange in flight
+                        self.pause(PAUSE_FLOW)
+                    else:
+                        Stream(self, ev).start()
+                else:
+                    self._on_stream_event(ev)
         except ProtocolError as e:
             self._on_codec_error(e)
             return
         if len(self.streams) >= MAX_STREAMS_PER_CONNECTION:
             self.pause(PAUSE_STREAMS)
+
+    def _on_stream_event(self, ev: Any) -> None:
+        cls = ev.__class__
+        if cls is DataFrame or cls is TrailersFrame or cls is ResetFrame:
+            stream = self.by_id.get(ev.stream_id)
+            if stream is None:
+                return  # a stream we already answered or reset: drop its remaining body
+            if cls is DataFrame:
+                stream.on_downstream_data(ev)
+            elif cls is TrailersFrame:
+                stream.on_downstream_trailers(ev)
+            else:
+                stream.on_downstream_reset(ev)
+        # ConnectionEvent.GOAWAY and codec-internal events need nothing here yet.
 
     def _on_codec_error(self, e: ProtocolError) -> None:
         self.ctx.stats.codec_errors += 1
@@ -129,11 +170,16 @@ class L7Connection(BaseConnection):
 
     def on_write_paused(self) -> None:
         # The client is not reading its responses: stop taking its requests. What is in
-        # flight is bounded by MAX_STREAMS_PER_CONNECTION.
+        # flight is bounded by MAX_STREAMS_PER_CONNECTION. Streaming responses stop being
+        # read from their (exclusive) upstream connections until the client catches up.
         self.pause(PAUSE_PEER_SLOW)
+        for s in self.by_id.values():
+            s.pause_response(True)
 
     def on_write_resumed(self) -> None:
         self.resume(PAUSE_PEER_SLOW)
+        for s in list(self.by_id.values()):
+            s.pause_response(False)
 
     def on_closed(self, exc: Exception | None) -> None:
         self.ctx.untrack(self)
@@ -144,11 +190,33 @@ class L7Connection(BaseConnection):
     def stream_done(self, stream: Stream) -> None:
         streams = self.streams
         streams.discard(stream)
+        if self.by_id:
+            self.by_id.pop(stream.request.request_id, None)
         n = len(streams)
         if n < MAX_STREAMS_PER_CONNECTION // 2:
             self.resume(PAUSE_STREAMS)
         if n == 0 and (self.half_closed or self.ctx.draining):
             self.close()
+            return
+        held = self._held
+        if held is not None and n == 0 and not self.closed:
+            # The exchange in flight is over: serve the request that waited, then read on.
+            self._held = None
+            Stream(self, held).start()
+            if self._held is None and not self.ctx.draining:
+                self.resume(PAUSE_FLOW)
+                self._pump()
+
+    def reset_stream(self, stream: Stream) -> None:
+        """End a stream whose response has started and cannot be completed: protocols with
+        stream resets send one; HTTP/1.1 can only drop the connection."""
+        if getattr(self.codec, "pool_mode", None) is PoolMode.MULTIPLEX:
+            try:
+                self.write(self.codec.send(ResetFrame(stream.request.request_id, 0, "reset")))
+                return
+            except ProtocolError:
+                pass
+        self.abort()
 
 
 class Stream:
@@ -176,6 +244,9 @@ class Stream:
         "started",
         "_info",
         "status",
+        "req_buf",
+        "req_ended",
+        "resp_started",
     )
 
     def __init__(self, conn: L7Connection, request: Frame) -> None:
@@ -199,6 +270,11 @@ class Stream:
         self.started = 0.0
         self._info: dict[str, Any] | None = None
         self.status = ProxyStatus.OK
+        # Streaming protocols: body received before the upstream exists; whether the
+        # request has ended; whether a (non-interim) response head went downstream.
+        self.req_buf: list[Any] | None = None
+        self.req_ended = request.end_stream
+        self.resp_started = False
 
     # --- decode path ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -208,6 +284,8 @@ class Stream:
             self.started = time.time()
         if self.request.stream_type is not StreamType.ONEWAY:
             self.conn.streams.add(self)
+        if not self.req_ended:
+            self.conn.by_id[self.request.request_id] = self
         factories = ctx.filter_factories
         if not factories:
             # Fast path: no filters.
@@ -306,11 +384,62 @@ class Stream:
         host.rq_active += 1
         self.upstream = upstream
         self.upstream_id = upstream.send_request(request, self)
+        buffered = self.req_buf
+        if buffered:
+            self.req_buf = None
+            for item in buffered:
+                if item.__class__ is DataFrame:
+                    upstream.send_data(self.upstream_id, item)
+                else:
+                    upstream.send_trailers(self.upstream_id, item)
+            self.conn.resume(PAUSE_FLOW)
         if upstream.congested:
             upstream.register_backpressure(self.conn)
 
-    def _release_upstream(self) -> None:
+    # --- streaming request bodies ------------------------------------------------------------
+    def on_downstream_data(self, df: DataFrame) -> None:
+        if self.done:
+            return
+        if df.end_stream:
+            self.req_ended = True
+        up = self.upstream
+        if up is not None:
+            up.send_data(self.upstream_id, df)
+            if up.congested:
+                up.register_backpressure(self.conn)
+            return
+        # No upstream yet (a filter holds the request, or connecting): keep a copy (the
+        # codec may hand out views of its buffer) and stop reading more until it exists.
+        if self.req_buf is None:
+            self.req_buf = []
+        self.req_buf.append(DataFrame(df.stream_id, bytes(df.data), df.end_stream))
+        self.conn.pause(PAUSE_FLOW)
+
+    def on_downstream_trailers(self, tf: TrailersFrame) -> None:
+        if self.done:
+            return
+        self.req_ended = True
         if self.upstream is not None:
+            self.upstream.send_trailers(self.upstream_id, tf)
+        else:
+            if self.req_buf is None:
+                self.req_buf = []
+            self.req_buf.append(tf)
+
+    def on_downstream_reset(self, rf: ResetFrame) -> None:
+        """The client abandoned the stream: abandon the upstream exchange too."""
+        if self.done:
+            return
+        self.on_downstream_closed()
+        self.conn.stream_done(self)
+
+    def _release_upstream(self) -> None:
+        up = self.upstream
+        if up is not None:
+            if not self.req_ended:
+                # The response is over before the request was (e.g. an early 413): the
+                # upstream exchange can only be abandoned.
+                up.cancel(self.upstream_id)
             self.upstream = None
             assert self.cluster_obj is not None and self.host is not None
             self.cluster_obj.rq_active -= 1
@@ -320,8 +449,48 @@ class Stream:
     def on_upstream_response(self, frame: Frame) -> None:
         if self.done:
             return
-        self._release_upstream()
+        status = frame.status
+        if 100 <= status < 200 and status != 101 and not frame.end_stream:
+            # An interim response (100 Continue, 103 Early Hints): pass it on as it is.
+            conn = self.conn
+            if not conn.closed:
+                conn.write(conn.codec.send(frame, self.request.request_id))
+            return
+        if frame.end_stream:
+            self._release_upstream()
+        else:
+            # A streaming response: the body follows (on_upstream_data / _trailers).
+            self.resp_started = True
+            self.conn.by_id[self.request.request_id] = self
         self._encode(frame)
+
+    def on_upstream_data(self, df: DataFrame) -> None:
+        if self.done:
+            return
+        conn = self.conn
+        if not conn.closed:
+            conn.write(conn.codec.send(DataFrame(self.request.request_id, df.data, df.end_stream)))
+        if df.end_stream:
+            self._release_upstream()
+            self._finish()
+
+    def on_upstream_trailers(self, tf: TrailersFrame) -> None:
+        if self.done:
+            return
+        conn = self.conn
+        if not conn.closed:
+            conn.write(conn.codec.send(TrailersFrame(self.request.request_id, tf.trailers)))
+        self._release_upstream()
+        self._finish()
+
+    def pause_response(self, paused: bool) -> None:
+        """Stop (or resume) reading the response from an exclusive upstream connection."""
+        up = self.upstream
+        if up is not None and getattr(up.codec, "pool_mode", None) is PoolMode.PINGPONG:
+            if paused:
+                up.pause(PAUSE_PEER_SLOW)
+            else:
+                up.resume(PAUSE_PEER_SLOW)
 
     def on_upstream_reset(self, reason: ResetReason) -> None:
         if self.done:
@@ -330,7 +499,12 @@ class Stream:
         self._release_upstream()
         if host is not None:
             host.rq_error += 1
-        if self.retries_left > 0 and self._retriable(reason):
+        if self.resp_started:
+            # Part of the response already went to the client: all we can do is cut it.
+            self.conn.reset_stream(self)
+            self._finish()
+            return
+        if self.retries_left > 0 and self.request.end_stream and self._retriable(reason):
             self.retries_left -= 1
             if self.tried is None:
                 self.tried = []
@@ -367,6 +541,12 @@ class Stream:
         if self.done:
             return
         self.status = status
+        if self.resp_started:
+            # Too late for a reply of our own: the client already has a response head.
+            self.ctx.stats.local_reply(status)
+            self.conn.reset_stream(self)
+            self._finish()
+            return
         self.ctx.stats.local_reply(status)
         if self.request.stream_type is StreamType.ONEWAY:
             self._finish()
@@ -415,7 +595,10 @@ class Stream:
             except ProtocolError as e:
                 log_event(log, logging.ERROR, "cannot encode response", error=str(e))
                 conn.close()
-        self._finish()
+                self._finish()
+                return
+        if frame.end_stream or conn.closed:
+            self._finish()
 
     def _finish(self) -> None:
         if self.done:

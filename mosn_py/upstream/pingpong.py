@@ -1,0 +1,328 @@
+"""Ping-pong upstream pool (HTTP/1.1): one exchange at a time per connection.
+
+A connection is bound to one stream from ``send_request`` until both its request and its
+response have ended; then it goes back to the pool's idle list (if the codec says the
+connection may be reused) or is closed. A connection is never shared between streams in
+flight, so response order is never an issue. The pool opens a new connection whenever no
+idle one is ready; the cluster's ``max_requests`` bounds how many exist at once.
+
+Cancelling an exchange half-way (timeout, the client went away) closes the connection: an
+HTTP/1.1 connection cannot be reused in the middle of a message.
+
+The stream-facing API matches the multiplexing pool's connections: ``send_request(frame,
+cb) -> id``, ``send_data(id, df)``, ``send_trailers(id, tf)``, ``cancel(id)``; the owner
+gets ``on_upstream_response(head)``, ``on_upstream_data(df)``, ``on_upstream_trailers(tf)``
+and ``on_upstream_reset(reason)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mosn_py.codecs.base import (
+    NEED_DATA,
+    CodecLimits,
+    ConnectionEvent,
+    DataFrame,
+    Frame,
+    ResetFrame,
+    Role,
+    TrailersFrame,
+)
+from mosn_py.errors import ProtocolError, ResetReason
+from mosn_py.observability.log import log_event
+from mosn_py.server.connection import PAUSE_UPSTREAM, BaseConnection, WriteBatcher
+
+if TYPE_CHECKING:
+    from mosn_py.upstream.host import Host
+
+log = logging.getLogger("mosn_py.upstream")
+
+
+class PingPongConnection(BaseConnection):
+    __slots__ = (
+        "pool",
+        "host",
+        "codec",
+        "streams",
+        "_next_id",
+        "_connecting",
+        "_queued",
+        "_req_done",
+        "_resp_done",
+        "_write_paused",
+        "_paused_downstreams",
+        "_connect_task",
+    )
+
+    def __init__(self, pool: PingPongPool) -> None:
+        super().__init__(pool.batcher, pool.loop)
+        self.pool = pool
+        self.host = pool.host
+        self.codec = pool.codec_factory(Role.CLIENT, limits=pool.limits)
+        self.streams: dict[int, Any] = {}  # at most one entry: the bound exchange
+        self._next_id = 1
+        self._connecting = True
+        self._queued: list[Any] = []
+        self._req_done = True
+        self._resp_done = True
+        self._write_paused = False
+        self._paused_downstreams: set[BaseConnection] = set()
+        self._connect_task: asyncio.Task[Any] | None = None
+
+    # --- connect ---------------------------------------------------------------------------
+    def start_connect(self) -> None:
+        self._connect_task = self.pool.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        addr = self.host.address
+        self.host.cx_total += 1
+        try:
+            await asyncio.wait_for(
+                self.pool.loop.create_connection(lambda: self, addr.host, addr.port),
+                self.pool.connect_timeout,
+            )
+        except (OSError, TimeoutError) as e:
+            self.host.cx_connect_fail += 1
+            if self.pool.health is not None:
+                self.pool.health.report_connect_failure(self.host)
+            log_event(
+                log, logging.WARNING, "upstream connect failed",
+                cluster=self.pool.cluster_name, host=str(addr), error=str(e) or type(e).__name__,
+            )
+            self._fail(ResetReason.CONNECT_FAILURE)
+        except asyncio.CancelledError:
+            self._fail(ResetReason.CONNECT_FAILURE)
+            raise
+        finally:
+            self._connect_task = None
+
+    def on_connected(self) -> None:
+        self._connecting = False
+        self.host.cx_active += 1
+        if self.pool.health is not None:
+            self.pool.health.report_connect_success(self.host)
+        if self._queued:
+            q, self._queued = self._queued, []
+            self.write(q)
+            self.batcher.flush()
+
+    def _emit(self, bufs: list[Any]) -> None:
+        if self._connecting:
+            self._queued.extend(bufs)
+        else:
+            self.write(bufs)
+
+    # --- the exchange ------------------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        return not self.streams and not self.closed
+
+    def send_request(self, frame: Frame, cb: Any) -> int:
+        rid = self._next_id
+        self._next_id += 1
+        self.streams[rid] = cb
+        self._req_done = frame.end_stream
+        self._resp_done = False
+        self._emit(self.codec.send(frame, rid))
+        return rid
+
+    def send_data(self, rid: int, df: DataFrame) -> None:
+        if rid not in self.streams:
+            return
+        self._emit(self.codec.send(DataFrame(rid, df.data, df.end_stream)))
+        if df.end_stream:
+            self._req_done = True
+            self._maybe_release()
+
+    def send_trailers(self, rid: int, tf: TrailersFrame) -> None:
+        if rid not in self.streams:
+            return
+        self._emit(self.codec.send(TrailersFrame(rid, tf.trailers)))
+        self._req_done = True
+        self._maybe_release()
+
+    def cancel(self, rid: int) -> None:
+        """Abandon the exchange: the connection is in the middle of a message, so close it."""
+        if self.streams.pop(rid, None) is not None:
+            self.abort()
+
+    @property
+    def congested(self) -> bool:
+        return self._write_paused
+
+    def register_backpressure(self, downstream: BaseConnection) -> None:
+        if self._write_paused and downstream not in self._paused_downstreams:
+            self._paused_downstreams.add(downstream)
+            downstream.pause(PAUSE_UPSTREAM)
+
+    def on_write_paused(self) -> None:
+        self._write_paused = True
+
+    def on_write_resumed(self) -> None:
+        self._write_paused = False
+        paused, self._paused_downstreams = self._paused_downstreams, set()
+        for d in paused:
+            d.resume(PAUSE_UPSTREAM)
+
+    def on_data(self, data: memoryview) -> None:
+        codec = self.codec
+        codec.receive_data(data)
+        try:
+            while not self.closed:
+                ev = codec.next_event()
+                if ev is NEED_DATA:
+                    return
+                if ev is ConnectionEvent.CLOSED:
+                    return
+                cb = next(iter(self.streams.values()), None)
+                if cb is None:
+                    continue  # nothing is waiting (e.g. a late answer after a cancel)
+                if type(ev) is Frame:
+                    cb.on_upstream_response(ev)
+                    if ev.end_stream and not (100 <= ev.status < 200):
+                        self._resp_done = True
+                elif type(ev) is DataFrame:
+                    cb.on_upstream_data(ev)
+                    if ev.end_stream:
+                        self._resp_done = True
+                elif type(ev) is TrailersFrame:
+                    cb.on_upstream_trailers(ev)
+                    self._resp_done = True
+                elif type(ev) is ResetFrame:
+                    self._fail(ResetReason.REMOTE_RESET)
+                    return
+                if self._resp_done:
+                    self._maybe_release()
+        except ProtocolError as e:
+            log_event(
+                log, logging.WARNING, "upstream protocol error",
+                cluster=self.pool.cluster_name, host=str(self.host.address), error=str(e),
+            )
+            self._fail(ResetReason.CODEC_ERROR)
+            self.abort()
+
+    def _maybe_release(self) -> None:
+        if not (self._req_done and self._resp_done) or not self.streams:
+            return
+        self.streams.clear()
+        if getattr(self.codec, "must_close", False) or self.closed:
+            self.close()
+        else:
+            self.pool.release(self)
+
+    def on_eof(self) -> bool | None:
+        # A close-delimited body ends here: let the codec see the EOF.
+        self.codec.receive_data(b"")
+        self.on_data(memoryview(b""))
+        return None
+
+    def on_closed(self, exc: Exception | None) -> None:
+        if not self._connecting:
+            self.host.cx_active -= 1
+        self._connecting = False
+        self._fail(
+            ResetReason.CONNECTION_FAILED if exc is not None else ResetReason.CONNECTION_TERMINATED
+        )
+        self.on_write_resumed()
+
+    def _fail(self, reason: ResetReason) -> None:
+        self.closed = True
+        self._queued = []
+        self.pool.remove(self)
+        streams, self.streams = self.streams, {}
+        for cb in streams.values():
+            cb.on_upstream_reset(reason)
+        self.batcher.flush()
+
+    def shutdown(self) -> None:
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+        self.close()
+
+
+class PingPongPool:
+    """Connections to one host, each carrying one exchange at a time."""
+
+    __slots__ = (
+        "host",
+        "size",
+        "codec_factory",
+        "limits",
+        "connect_timeout",
+        "loop",
+        "batcher",
+        "cluster_name",
+        "health",
+        "conns",
+        "idle",
+        "closed",
+    )
+
+    def __init__(
+        self,
+        host: Host,
+        *,
+        size: int,
+        codec_factory: Callable[..., Any],
+        limits: CodecLimits,
+        connect_timeout: float,
+        loop: asyncio.AbstractEventLoop,
+        batcher: WriteBatcher,
+        cluster_name: str,
+        health: Any = None,
+    ) -> None:
+        self.host = host
+        self.size = size  # unused: one connection per exchange in flight
+        self.codec_factory = codec_factory
+        self.limits = limits
+        self.connect_timeout = connect_timeout
+        self.loop = loop
+        self.batcher = batcher
+        self.cluster_name = cluster_name
+        self.health = health
+        self.conns: list[PingPongConnection] = []
+        self.idle: list[PingPongConnection] = []
+        self.closed = False
+
+    def acquire(self) -> PingPongConnection:
+        """An idle connection (most recently used first), or a new one."""
+        idle = self.idle
+        while idle:
+            c = idle.pop()
+            if c.idle:
+                return c
+        c = PingPongConnection(self)
+        self.conns.append(c)
+        c.start_connect()
+        return c
+
+    def release(self, conn: PingPongConnection) -> None:
+        if self.closed or conn.closed:
+            conn.close()
+            return
+        self.idle.append(conn)
+
+    def remove(self, conn: PingPongConnection) -> None:
+        try:
+            self.conns.remove(conn)
+        except ValueError:
+            pass
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            pass
+
+    def close(self) -> None:
+        self.closed = True
+        for c in list(self.conns):
+            c.shutdown()
+        self.conns.clear()
+        self.idle.clear()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(c.streams) for c in self.conns)
