@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from mosn_py.config.model import Address, ClusterConfig, Config
+from mosn_py.config.model import (
+    HTTP_LISTENER_PROTOCOLS,
+    Address,
+    ClusterConfig,
+    Config,
+    RouteConfig,
+)
 from mosn_py.config.shape import _Errors, _join, _Parsed, _unknown_name
 
 # -------------------------------------------------------------------------------- cross checks
@@ -75,6 +81,11 @@ def _protocol_errors(
     def compatible(down: str, up: str) -> bool:
         return down == up or (down, up) in translations
 
+    def http_compatible(down: str, up: str) -> bool:
+        # HTTP heads are the same in every HTTP version (HTTP/2 pseudo-headers, see
+        # codecs/base.py), so an HTTP listener reaches any HTTP cluster without a translator.
+        return compatible(down, up) or up in HTTP_LISTENER_PROTOCOLS
+
     for lpath, listener in p.listeners:
         if errs.is_bad(_join(lpath, "protocol")) or errs.is_bad(_join(lpath, "name")):
             continue
@@ -92,6 +103,37 @@ def _protocol_errors(
         if found is None:
             continue
         route_path, route = found
+        kind = p.route_kinds.get(route_path)
+        is_http = listener.protocol in HTTP_LISTENER_PROTOCOLS
+        if kind == "virtual_hosts" and not is_http:
+            errs.add(
+                route_path,
+                f"virtual_hosts are HTTP routing; listener {listener.name!r}"
+                f" ({listener.protocol}) needs rules",
+            )
+            continue
+        if kind == "rules" and is_http:
+            errs.add(
+                route_path,
+                f"rules are for single-frame protocols such as bolt; listener"
+                f" {listener.name!r} ({listener.protocol}) needs virtual_hosts",
+            )
+            continue
+        for cpath, name in p.http_clusters.get(route_path, ()):
+            cluster = speaks(name)
+            if cluster is not None and not http_compatible(listener.protocol, cluster.protocol):
+                errs.add(
+                    cpath,
+                    f"cluster {cluster.name!r} speaks {cluster.protocol} but listener"
+                    f" {listener.name!r} ({listener.protocol}) routes to it and no translator"
+                    f" from {listener.protocol} to {cluster.protocol} exists",
+                )
+            elif cluster is not None and cluster.type == "original_dst":
+                errs.add(
+                    cpath,
+                    f"cluster {cluster.name!r} is original_dst, which only tcp listeners can"
+                    f" use; listener {listener.name!r} ({listener.protocol}) routes to it",
+                )
         for rule_path, rule in zip(rule_paths_of[route_path], route.rules, strict=True):
             cluster = speaks(rule.cluster)
             if cluster is not None and not compatible(listener.protocol, cluster.protocol):
@@ -132,6 +174,10 @@ def _cross_check(errs: _Errors, p: _Parsed, translations: Collection[tuple[str, 
             cpath = _join(rule_path, "cluster")
             if dangling(rule.cluster, cpath, clusters, clusters_complete):
                 errs.add(cpath, _unknown_name("cluster", rule.cluster, cluster_names))
+    for refs in p.http_clusters.values():
+        for cpath, name in refs:
+            if dangling(name, cpath, clusters, clusters_complete):
+                errs.add(cpath, _unknown_name("cluster", name, cluster_names))
     _check_addresses(errs, p)
     _protocol_errors(errs, p, routes, clusters, translations)
 
@@ -143,7 +189,9 @@ def check_protocol_compatibility(
 
     A hop fits when both sides speak the same protocol or ``(downstream, upstream)`` is in
     ``translations`` (the pairs for which a translator is registered). A tcp listener's
-    cluster must speak tcp (or be allowed by a ``("tcp", x)`` pair). Paths are positions in
+    cluster must speak tcp (or be allowed by a ``("tcp", x)`` pair). A listener of
+    ``HTTP_LISTENER_PROTOCOLS`` needs a route config with ``virtual_hosts`` and reaches any
+    HTTP cluster; every other L7 listener needs one with ``rules``. Paths are positions in
     ``config``'s tuples, which the loader keeps in file order.
     """
     errs = _Errors()
@@ -155,9 +203,27 @@ def check_protocol_compatibility(
         ],
         clusters=[(f"clusters[{i}]", c) for i, c in enumerate(config.clusters)],
     )
+    for i, r in enumerate(config.routes):
+        path = f"routes[{i}]"
+        if r.virtual_hosts:
+            p.route_kinds[path] = "virtual_hosts"
+            p.http_clusters[path] = _http_cluster_refs(path, r)
+        elif r.rules:
+            p.route_kinds[path] = "rules"
     routes = {r.name: (path, r) for path, r, _ in reversed(p.routes)}
     clusters = {c.name: (path, c) for path, c in reversed(p.clusters)}
     _protocol_errors(errs, p, routes, clusters, translations)
     return errs.lines
 
 
+def _http_cluster_refs(path: str, route: RouteConfig) -> list[tuple[str, str]]:
+    """(path, name) of every cluster the virtual hosts of ``route`` (at ``path``) name."""
+    refs: list[tuple[str, str]] = []
+    for i, vh in enumerate(route.virtual_hosts):
+        for j, rule in enumerate(vh.rules):
+            rule_path = f"{path}.virtual_hosts[{i}].rules[{j}]"
+            if rule.cluster is not None:
+                refs.append((f"{rule_path}.cluster", rule.cluster))
+            for k, w in enumerate(rule.weighted_clusters):
+                refs.append((f"{rule_path}.weighted_clusters[{k}].cluster", w.cluster))
+    return refs

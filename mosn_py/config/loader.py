@@ -12,7 +12,8 @@ Three passes: (1) read the YAML (syntax errors and duplicate keys name file, lin
 column); (2) check each section's shape and values, building model objects with defaults
 standing in for bad values; (3) cross-check names, addresses and protocols. Pass 3 skips
 any check whose inputs were already reported bad in pass 2, so one mistake gives one line,
-not a cascade.
+not a cascade. HTTP route configs (``routes[i].virtual_hosts``) are parsed in
+``config/http_schema.py``.
 
 Relative file names (TLS certificates and keys) are relative to the working directory,
 as in Envoy.
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 import yaml
 
 from mosn_py.config.checks import _cross_check, check_protocol_compatibility
+from mosn_py.config.http_schema import parse_virtual_hosts
 from mosn_py.config.model import (
     CLUSTER_PROTOCOLS,
     CLUSTER_TYPES,
@@ -34,7 +36,6 @@ from mosn_py.config.model import (
     LISTENER_PROTOCOLS,
     LOG_FORMATS,
     LOG_LEVELS,
-    RETRY_ON,
     AccessLogConfig,
     Address,
     AdminConfig,
@@ -47,13 +48,22 @@ from mosn_py.config.model import (
     ListenerConfig,
     LogConfig,
     OutlierDetection,
-    RetryPolicy,
     RouteConfig,
     RouteMatch,
     RouteRule,
     TlsConfig,
+    VirtualHost,
 )
-from mosn_py.config.shape import _Errors, _field, _join, _list, _mapping, _Parsed
+from mosn_py.config.shape import (
+    _Errors,
+    _field,
+    _join,
+    _list,
+    _mapping,
+    _matchers,
+    _Parsed,
+    _retry,
+)
 from mosn_py.config.values import (
     describe,
     int_at_least,
@@ -66,8 +76,6 @@ from mosn_py.config.values import (
     parse_positive_duration,
     parse_positive_size,
     parse_readable_file,
-    parse_regex,
-    parse_string,
     parse_workers,
     suggest,
 )
@@ -94,7 +102,10 @@ _CLUSTER_KEYS = (
     "max_requests", "max_frame_size", "idle_timeout", "outlier_detection",
 )
 # fmt: on
-_HEADER_MATCH_KEYS = ("exact", "regex", "present")
+_ROUTE_KEYS = ("name", "rules", "virtual_hosts")
+# A parsed route config: the model, the paths of its rules, which of rules/virtual_hosts it
+# has (None: both or neither, already reported) and the clusters its virtual hosts name.
+_ParsedRoute = tuple[RouteConfig, tuple[str, ...], str | None, list[tuple[str, str]]]
 
 _PLACEHOLDER_ADDRESS = Address("0.0.0.0", 0)  # stands in for a bad address; never returned
 
@@ -243,40 +254,7 @@ def _listener(
 
 
 def _header_matchers(errs: _Errors, path: str, raw: object) -> tuple[HeaderMatcher, ...]:
-    if raw is None:
-        return ()
-    d = _mapping(errs, path, raw, None)
-    if d is None:
-        return ()
-    out: list[HeaderMatcher] = []
-    for name, spec in d.items():
-        p = _join(path, name)
-        if not name:
-            errs.add(p, "header name must not be empty")
-        elif isinstance(spec, str):
-            out.append(HeaderMatcher(name, exact=spec))
-        elif isinstance(spec, dict):
-            m = _mapping(errs, p, spec, _HEADER_MATCH_KEYS)
-            if m is None:
-                continue
-            given = [k for k in _HEADER_MATCH_KEYS if k in m]
-            if len(given) != 1:
-                if len(given) > 1 or len(m) == len(spec):  # else: already an unknown key
-                    errs.add(p, f"give exactly one of exact, regex, present (got {len(given)})")
-                continue
-            if "exact" in m:
-                out.append(HeaderMatcher(name, exact=_field(errs, m, p, "exact", parse_string, "")))
-            elif "regex" in m:
-                out.append(HeaderMatcher(name, regex=_field(errs, m, p, "regex", parse_regex, "")))
-            elif _field(errs, m, p, "present", parse_bool, True) is False:
-                errs.add(_join(p, "present"), "only 'present: true' is supported")
-            else:
-                out.append(HeaderMatcher(name))
-        else:
-            errs.add(
-                p, f"expected a string or a mapping of exact/regex/present, got {describe(spec)}"
-            )
-    return tuple(out)
+    return tuple(HeaderMatcher(n, e, r) for n, e, r in _matchers(errs, path, raw))
 
 
 def _match(errs: _Errors, path: str, raw: object) -> RouteMatch:
@@ -292,40 +270,6 @@ def _match(errs: _Errors, path: str, raw: object) -> RouteMatch:
     )
 
 
-def _retry_on(errs: _Errors, path: str, raw: object) -> tuple[str, ...] | None:
-    if not isinstance(raw, list):
-        errs.add(path, f"expected a list of {', '.join(RETRY_ON)}, got {describe(raw)}")
-        return None
-    if not raw:
-        errs.add(path, f"must not be empty; expected some of {', '.join(RETRY_ON)}")
-        return None
-    out: list[str] = []
-    check = one_of(RETRY_ON)
-    for i, item in enumerate(raw):
-        try:
-            reason = check(item)
-        except ValueError as exc:
-            errs.add(f"{path}[{i}]", str(exc))
-            continue
-        if reason not in out:
-            out.append(reason)
-    return tuple(out)
-
-
-def _retry(errs: _Errors, path: str, raw: object) -> RetryPolicy | None:
-    if raw is None:
-        return None
-    d = _mapping(errs, path, raw, ("attempts", "on"))
-    if d is None:
-        return None
-    defaults = RetryPolicy()
-    on = _retry_on(errs, _join(path, "on"), d["on"]) if "on" in d else None
-    return RetryPolicy(
-        attempts=_field(errs, d, path, "attempts", int_at_least(0), defaults.attempts),
-        on=on or defaults.on,
-    )
-
-
 def _rule(errs: _Errors, path: str, raw: object) -> RouteRule | None:
     d = _mapping(errs, path, raw, ("match", "cluster", "timeout", "retry"), required=("cluster",))
     if d is None:
@@ -338,14 +282,28 @@ def _rule(errs: _Errors, path: str, raw: object) -> RouteRule | None:
     )
 
 
-def _route(errs: _Errors, path: str, raw: object) -> tuple[RouteConfig, tuple[str, ...]] | None:
-    d = _mapping(errs, path, raw, ("name", "rules"), required=("name", "rules"))
+def _route(errs: _Errors, path: str, raw: object) -> _ParsedRoute | None:
+    d = _mapping(errs, path, raw, _ROUTE_KEYS, required=("name",))
     if d is None:
         return None
+    has_rules, has_hosts = "rules" in d, "virtual_hosts" in d
+    kind: str | None = None
+    if has_rules and has_hosts:
+        errs.add(
+            _join(path, "virtual_hosts"),
+            "not allowed together with rules; a route config has rules (bolt and other"
+            " single-frame protocols) or virtual_hosts (HTTP), not both",
+        )
+    elif has_hosts:
+        kind = "virtual_hosts"
+    elif has_rules:
+        kind = "rules"
+    else:
+        errs.add(_join(path, "rules"), "missing required key")
     rules_path = _join(path, "rules")
     rules: list[RouteRule] = []
     rule_paths: list[str] = []
-    if "rules" in d:
+    if has_rules:
         items = _list(errs, rules_path, d["rules"])
         if not items and not errs.is_bad(rules_path):
             errs.add(rules_path, "must not be empty (a route config needs at least one rule)")
@@ -354,8 +312,18 @@ def _route(errs: _Errors, path: str, raw: object) -> tuple[RouteConfig, tuple[st
             if rule is not None:
                 rules.append(rule)
                 rule_paths.append(f"{rules_path}[{i}]")
-    route = RouteConfig(name=_field(errs, d, path, "name", parse_name, ""), rules=tuple(rules))
-    return route, tuple(rule_paths)
+    hosts: tuple[VirtualHost, ...] = ()
+    cluster_refs: list[tuple[str, str]] = []
+    if has_hosts:
+        hosts, cluster_refs = parse_virtual_hosts(
+            errs, _join(path, "virtual_hosts"), d["virtual_hosts"]
+        )
+    route = RouteConfig(
+        name=_field(errs, d, path, "name", parse_name, ""),
+        rules=tuple(rules),
+        virtual_hosts=hosts,
+    )
+    return route, tuple(rule_paths), kind, cluster_refs
 
 
 def _endpoints(errs: _Errors, path: str, raw: object) -> tuple[Endpoint, ...]:
@@ -479,7 +447,12 @@ def _parse_sections(
         errs, "listeners", top.get("listeners"), lambda a, b: _listener(errs, a, b, known_filters)
     )
     routes = _section(errs, "routes", top.get("routes"), lambda a, b: _route(errs, a, b))
-    p.routes = [(path, route, rule_paths) for path, (route, rule_paths) in routes]
+    for path, (route, rule_paths, kind, cluster_refs) in routes:
+        p.routes.append((path, route, rule_paths))
+        if kind is not None:
+            p.route_kinds[path] = kind
+        if kind == "virtual_hosts":
+            p.http_clusters[path] = cluster_refs
     p.clusters = _section(errs, "clusters", top.get("clusters"), lambda a, b: _cluster(errs, a, b))
     return p
 

@@ -19,6 +19,12 @@ LB_POLICIES: tuple[str, ...] = ("round_robin", "random", "least_request")
 RETRY_ON: tuple[str, ...] = ("connect-failure", "reset")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 LOG_FORMATS: tuple[str, ...] = ("json", "text")
+# Listener protocols that route by HTTP virtual host: the route config such a listener names
+# has ``virtual_hosts``; every other L7 listener's has ``rules``. (Not all of them are in
+# LISTENER_PROTOCOLS yet: the HTTP engine adds them there.)
+HTTP_LISTENER_PROTOCOLS: tuple[str, ...] = ("http1", "http2", "http", "grpc")
+REDIRECT_CODES: tuple[int, ...] = (301, 302, 303, 307, 308)
+DEFAULT_HTTP_ROUTE_TIMEOUT = 15.0  # Envoy's default route timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +111,124 @@ class RouteRule:
     retry: RetryPolicy | None = None
 
 
+# --- HTTP routing: virtual hosts (Envoy's VirtualHost / Route / RouteAction, reduced) -------
+
+
+@dataclass(frozen=True, slots=True)
+class QueryMatcher:
+    """A query parameter condition: present, and (when given) equal to ``exact`` or fully
+    matching ``regex``. Compared with the first value of the (percent-decoded) parameter."""
+
+    name: str
+    exact: str | None = None
+    regex: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRouteMatch:
+    """All given conditions must hold.
+
+    At most one of ``prefix``, ``path`` (exact) and ``regex`` (full match); all three None
+    means any path (the loader writes that as ``prefix="/"``). They are compared with the
+    request path without its query string; ``case_sensitive=False`` folds case for
+    ``prefix``/``path`` (not ``regex``: write ``(?i)`` in it). ``headers`` names are lower
+    case and may be request pseudo-headers (``:method``); ``grpc`` requires a gRPC
+    content-type.
+    """
+
+    prefix: str | None = None
+    path: str | None = None
+    regex: str | None = None
+    case_sensitive: bool = True
+    headers: tuple[HeaderMatcher, ...] = ()
+    query: tuple[QueryMatcher, ...] = ()
+    grpc: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedCluster:
+    cluster: str
+    weight: int  # >= 1; a cluster gets weight / sum(weights) of the requests
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderValue:
+    name: str  # lower case, never a pseudo-header
+    value: str
+    append: bool = True  # False: replace every existing value of the header
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMutation:
+    """Applied as: remove every header named in ``remove``, then each ``add`` in order."""
+
+    add: tuple[HeaderValue, ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DirectResponse:
+    status: int  # 200..599
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Envoy's RedirectAction: each given part replaces that part of the request's URL.
+
+    ``path`` replaces the path (a query in it replaces the request's and is never stripped);
+    ``prefix_rewrite`` replaces the matched prefix instead; ``port`` (or a changed ``scheme``
+    whose old default port was explicit) drops the request's port.
+    """
+
+    scheme: str | None = None
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+    prefix_rewrite: str | None = None
+    code: int = 301  # one of REDIRECT_CODES
+    strip_query: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRouteRule:
+    """One route of a virtual host: a match and exactly one action (``cluster``,
+    ``weighted_clusters``, ``direct_response`` or ``redirect``). ``prefix_rewrite``,
+    ``host_rewrite``, ``timeout`` and ``retry`` concern forwarded requests only."""
+
+    match: HttpRouteMatch
+    cluster: str | None = None
+    weighted_clusters: tuple[WeightedCluster, ...] = ()
+    direct_response: DirectResponse | None = None
+    redirect: Redirect | None = None
+    prefix_rewrite: str | None = None
+    host_rewrite: str | None = None
+    timeout: float | None = DEFAULT_HTTP_ROUTE_TIMEOUT  # None: no route timeout
+    retry: RetryPolicy | None = None
+    request_headers: HeaderMutation = field(default_factory=HeaderMutation)
+    response_headers: HeaderMutation = field(default_factory=HeaderMutation)
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    """Requests whose Host/:authority matches one of ``domains`` (lower case; ``*.x``,
+    ``x.*`` or ``*`` wildcards) are routed by ``rules``, first match wins."""
+
+    name: str
+    domains: tuple[str, ...]
+    rules: tuple[HttpRouteRule, ...]
+    request_headers: HeaderMutation = field(default_factory=HeaderMutation)
+    response_headers: HeaderMutation = field(default_factory=HeaderMutation)
+
+
 @dataclass(frozen=True, slots=True)
 class RouteConfig:
+    """A route config has either ``rules`` (Bolt and the other single-frame protocols) or
+    ``virtual_hosts`` (HTTP listeners), never both."""
+
     name: str
-    rules: tuple[RouteRule, ...]
+    rules: tuple[RouteRule, ...] = ()
+    virtual_hosts: tuple[VirtualHost, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

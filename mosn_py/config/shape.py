@@ -13,14 +13,24 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mosn_py.config.model import (
+    RETRY_ON,
     AdminConfig,
     ClusterConfig,
     DemoUpstream,
     ListenerConfig,
     LogConfig,
+    RetryPolicy,
     RouteConfig,
 )
-from mosn_py.config.values import describe, suggest
+from mosn_py.config.values import (
+    describe,
+    int_at_least,
+    one_of,
+    parse_bool,
+    parse_regex,
+    parse_string,
+    suggest,
+)
 
 T = TypeVar("T")
 
@@ -137,6 +147,98 @@ def _field(
         return default
 
 
+# ----------------------------------------------------------------- pieces every rule kind uses
+_MATCH_KEYS = ("exact", "regex", "present")
+
+
+def _matchers(
+    errs: _Errors,
+    path: str,
+    raw: object,
+    kind: str = "header",
+    normalize: Callable[[str], str] | None = None,
+) -> list[tuple[str, str | None, str | None]]:
+    """``{name: VALUE | {exact: V} | {regex: R} | {present: true}}`` as (name, exact, regex).
+
+    ``kind`` names what is matched in messages ("header", "query parameter"); ``normalize``
+    (if given) checks and rewrites each name, raising ValueError with the problem.
+    """
+    if raw is None:
+        return []
+    d = _mapping(errs, path, raw, None)
+    if d is None:
+        return []
+    out: list[tuple[str, str | None, str | None]] = []
+    for name, spec in d.items():
+        p = _join(path, name)
+        if not name:
+            errs.add(p, f"{kind} name must not be empty")
+            continue
+        if normalize is not None:
+            try:
+                name = normalize(name)
+            except ValueError as exc:
+                errs.add(p, str(exc))
+                continue
+        if isinstance(spec, str):
+            out.append((name, spec, None))
+        elif isinstance(spec, dict):
+            m = _mapping(errs, p, spec, _MATCH_KEYS)
+            if m is None:
+                continue
+            given = [k for k in _MATCH_KEYS if k in m]
+            if len(given) != 1:
+                if len(given) > 1 or len(m) == len(spec):  # else: already an unknown key
+                    errs.add(p, f"give exactly one of exact, regex, present (got {len(given)})")
+                continue
+            if "exact" in m:
+                out.append((name, _field(errs, m, p, "exact", parse_string, ""), None))
+            elif "regex" in m:
+                out.append((name, None, _field(errs, m, p, "regex", parse_regex, "")))
+            elif _field(errs, m, p, "present", parse_bool, True) is False:
+                errs.add(_join(p, "present"), "only 'present: true' is supported")
+            else:
+                out.append((name, None, None))
+        else:
+            errs.add(
+                p, f"expected a string or a mapping of exact/regex/present, got {describe(spec)}"
+            )
+    return out
+
+
+def _retry_on(errs: _Errors, path: str, raw: object) -> tuple[str, ...] | None:
+    if not isinstance(raw, list):
+        errs.add(path, f"expected a list of {', '.join(RETRY_ON)}, got {describe(raw)}")
+        return None
+    if not raw:
+        errs.add(path, f"must not be empty; expected some of {', '.join(RETRY_ON)}")
+        return None
+    out: list[str] = []
+    check = one_of(RETRY_ON)
+    for i, item in enumerate(raw):
+        try:
+            reason = check(item)
+        except ValueError as exc:
+            errs.add(f"{path}[{i}]", str(exc))
+            continue
+        if reason not in out:
+            out.append(reason)
+    return tuple(out)
+
+
+def _retry(errs: _Errors, path: str, raw: object) -> RetryPolicy | None:
+    if raw is None:
+        return None
+    d = _mapping(errs, path, raw, ("attempts", "on"))
+    if d is None:
+        return None
+    defaults = RetryPolicy()
+    on = _retry_on(errs, _join(path, "on"), d["on"]) if "on" in d else None
+    return RetryPolicy(
+        attempts=_field(errs, d, path, "attempts", int_at_least(0), defaults.attempts),
+        on=on or defaults.on,
+    )
+
 
 @dataclass(slots=True)
 class _Parsed:
@@ -151,5 +253,9 @@ class _Parsed:
     # (path, route, paths of route.rules in order)
     routes: list[tuple[str, RouteConfig, tuple[str, ...]]] = field(default_factory=list)
     clusters: list[tuple[str, ClusterConfig]] = field(default_factory=list)
+    # route path -> "rules" | "virtual_hosts", for route configs that gave exactly one of them
+    route_kinds: dict[str, str] = field(default_factory=dict)
+    # route path -> (path of a cluster name, the name) for each cluster its virtual hosts name
+    http_clusters: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
