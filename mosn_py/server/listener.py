@@ -16,7 +16,7 @@ from mosn_py.errors import ConfigError
 from mosn_py.observability.access_log import AccessLog
 from mosn_py.observability.log import log_event
 from mosn_py.observability.stats import ListenerStats
-from mosn_py.router.routes import KEY_EXTRACTORS, RouteTable
+from mosn_py.router.routes import KEY_EXTRACTORS
 from mosn_py.server.connection import PAUSE_FLOW, BaseConnection, WriteBatcher
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class ListenerContext:
         "filter_factories",
         "draining",
         "timers",
+        "http",
     )
 
     def __init__(
@@ -61,12 +62,13 @@ class ListenerContext:
         self.conns: set[Any] = set()
         self.access_log = AccessLog(config.access_log) if config.access_log else None
         self.stats = ListenerStats()
-        self.route_table: RouteTable | None = None
+        self.route_table: Any = None  # RouteTable (single-frame protocols) or HttpRouteTable
         self.codec_cls: Any = None
         self.limits = CodecLimits(max_frame_size=config.max_frame_size)
         self.filter_factories: tuple[Callable[[], Any], ...] = ()
         self.draining = False
         self.timers = runtime.timers
+        self.http = False  # an HTTP listener: HTTP routing and head processing
 
     def clusters(self) -> ClusterManager:
         return self.runtime.clusters

@@ -37,6 +37,7 @@ from mosn_py.codecs.base import (
 )
 from mosn_py.errors import ProtocolError, ProxyStatus, ResetReason
 from mosn_py.filters.chain import HeadersStatus, Phase, StreamFilter
+from mosn_py.filters.network.http_route_step import response_head, route_http
 from mosn_py.observability.log import log_event
 from mosn_py.server.connection import PAUSE_FLOW, PAUSE_PEER_SLOW, PAUSE_STREAMS, BaseConnection
 
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Coroutine
 
-    from mosn_py.router.routes import CompiledRule
     from mosn_py.server.listener import ListenerContext
     from mosn_py.upstream.cluster import Cluster
     from mosn_py.upstream.host import Host
@@ -66,7 +66,10 @@ _STAGE_ROUTE, _STAGE_HOST, _STAGE_SEND = 0, 1, 2
 class L7Connection(BaseConnection):
     """A downstream connection speaking an L7 protocol (server role codec)."""
 
-    __slots__ = ("ctx", "codec", "streams", "half_closed", "peer_addr", "by_id", "serial", "_held")
+    __slots__ = (
+        "ctx", "codec", "streams", "half_closed", "peer_addr", "peer_ip", "by_id", "serial",
+        "_held",
+    )
 
     def __init__(self, ctx: ListenerContext) -> None:
         super().__init__(ctx.batcher, ctx.loop)
@@ -75,6 +78,7 @@ class L7Connection(BaseConnection):
         self.streams: set[Stream] = set()
         self.half_closed = False
         self.peer_addr = ""
+        self.peer_ip = ""
         # Streaming protocols: streams whose request or response body is still flowing,
         # by the codec's stream id (body, trailer and reset events are routed through it).
         self.by_id: dict[int, Stream] = {}
@@ -85,6 +89,9 @@ class L7Connection(BaseConnection):
 
     def on_connected(self) -> None:
         self.peer_addr = self.peername()
+        t = self.transport
+        peer = t.get_extra_info("peername") if t is not None else None
+        self.peer_ip = str(peer[0]) if peer else ""
         self.ctx.track(self)
 
     def on_data(self, data: memoryview) -> None:
@@ -247,6 +254,7 @@ class Stream:
         "req_buf",
         "req_ended",
         "resp_started",
+        "vhost",
     )
 
     def __init__(self, conn: L7Connection, request: Frame) -> None:
@@ -254,7 +262,7 @@ class Stream:
         self.ctx = conn.ctx
         self.request = request
         self.response: Frame | None = None
-        self.route: CompiledRule | None = None
+        self.route: Any = None  # CompiledRule (Bolt) or CompiledHttpRule (HTTP)
         self.cluster_obj: Cluster | None = None
         self.host: Host | None = None
         self.upstream: UpstreamConnection | None = None
@@ -272,6 +280,7 @@ class Stream:
         self.status = ProxyStatus.OK
         # Streaming protocols: body received before the upstream exists; whether the
         # request has ended; whether a (non-interim) response head went downstream.
+        self.vhost: Any = None  # HTTP: the matched virtual host
         self.req_buf: list[Any] | None = None
         self.req_ended = request.end_stream
         self.resp_started = False
@@ -331,15 +340,22 @@ class Stream:
 
     def _route(self) -> bool:
         ctx = self.ctx
-        rule = ctx.route_table.match(self.request) if ctx.route_table is not None else None
-        if rule is None:
-            self.send_local_reply(ProxyStatus.ROUTE_NOT_FOUND, "no route for this request")
-            return False
-        self.route = rule
-        cluster = ctx.clusters().get(rule.cluster)
+        if ctx.http:
+            found = route_http(self)  # may answer itself: direct response, redirect, 404
+            if found is None:
+                return False
+            rule, cluster_name = found
+        else:
+            rule = ctx.route_table.match(self.request) if ctx.route_table is not None else None
+            if rule is None:
+                self.send_local_reply(ProxyStatus.ROUTE_NOT_FOUND, "no route for this request")
+                return False
+            self.route = rule
+            cluster_name = rule.cluster
+        cluster = ctx.clusters().get(cluster_name)
         if cluster is None:
             self.send_local_reply(
-                ProxyStatus.NO_HEALTHY_UPSTREAM, f"cluster {rule.cluster!r} not found"
+                ProxyStatus.NO_HEALTHY_UPSTREAM, f"cluster {cluster_name!r} not found"
             )
             return False
         self.cluster_obj = cluster
@@ -558,6 +574,8 @@ class Stream:
             self._encode(reply)
 
     def _encode(self, frame: Frame) -> None:
+        if self.ctx.http:
+            frame = response_head(self, frame)
         self.response = frame
         filters = self.filters
         if filters:

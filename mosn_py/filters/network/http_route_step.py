@@ -1,0 +1,91 @@
+"""The HTTP part of a stream's routing step and response head (Envoy's HTTP connection
+manager duties), used by ``l7_proxy.Stream`` on listeners that speak HTTP.
+
+Request: virtual host and rule from the ``HttpRouteTable``; a direct response or a redirect
+is answered here; otherwise the cluster is picked (weighted), the head is prepared for the
+upstream (hop-by-hop removal, x-forwarded-*, x-request-id; ``http_heads``), then the route's
+rewrites and header mutations apply. Response: hop-by-hop removal and the route's response
+header mutations.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mosn_py.codecs.base import Frame, HeaderList, StreamType
+from mosn_py.errors import ProxyStatus
+from mosn_py.filters.network.http_heads import prepare_request, prepare_response
+from mosn_py.router.http_routes import (
+    apply_request_rewrites,
+    apply_response_mutations,
+    redirect_location,
+)
+
+if TYPE_CHECKING:
+    from mosn_py.filters.network.l7_proxy import Stream
+
+
+def whole_response(request: Frame, status: int, body: bytes, extra: list[tuple[str, str]]) -> Frame:
+    """A complete response (head and body in one frame) for the proxy to send itself."""
+    headers = [(":status", str(status)), *extra]
+    if body or status not in (204, 304):
+        headers.append(("content-length", str(len(body))))
+    return Frame(
+        StreamType.RESPONSE,
+        request.request_id,
+        HeaderList(headers),
+        body,
+        status,
+        end_stream=True,
+        protocol=request.protocol,
+    )
+
+
+def route_http(stream: Stream) -> tuple[Any, str] | None:
+    """Match the request; answer it here when the route says so.
+
+    Returns ``(rule, cluster_name)`` to proxy, or None when the stream was answered (no
+    route, direct response, redirect).
+    """
+    ctx = stream.ctx
+    req = stream.request
+    headers = req.headers
+    found = ctx.route_table.match(headers) if ctx.route_table is not None else None
+    if found is None:
+        stream.send_local_reply(ProxyStatus.ROUTE_NOT_FOUND, "no route for this request")
+        return None
+    vh, rule = found
+    stream.vhost = vh
+    stream.route = rule
+    scheme = "https" if ctx.config.tls is not None else "http"
+    if rule.direct_response is not None:
+        dr = rule.direct_response
+        body = dr.body.encode()
+        extra = [("content-type", "text/plain; charset=utf-8")] if body else []
+        stream._encode(whole_response(req, dr.status, body, extra))
+        return None
+    if rule.redirect is not None:
+        location = redirect_location(rule, headers, scheme)
+        stream._encode(whole_response(req, rule.redirect.code, b"", [("location", location)]))
+        return None
+    cluster = rule.pick_cluster()
+    assert isinstance(headers, HeaderList)
+    h = prepare_request(headers, client_ip=stream.conn.peer_ip, scheme=scheme)
+    h = apply_request_rewrites(vh, rule, h)
+    stream.request = req.evolve(headers=h)
+    return rule, cluster or ""
+
+
+def response_head(stream: Stream, frame: Frame) -> Frame:
+    """The head to send downstream for an upstream (or local) response."""
+    headers = frame.headers
+    if not isinstance(headers, HeaderList):
+        return frame
+    h = prepare_response(headers, status=frame.status)
+    rule = stream.route
+    vh = stream.vhost
+    if vh is not None and rule is not None:
+        h = apply_response_mutations(vh, rule, h)
+    if h is headers:
+        return frame
+    return frame.evolve(headers=h)
