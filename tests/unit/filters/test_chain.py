@@ -114,6 +114,7 @@ class FakeCtx:
         self.batcher = WriteBatcher()
         self.loop = None
         self.timers = None
+        self.http = False
         self.cluster = FakeCluster(rec)
         outer = self
 
