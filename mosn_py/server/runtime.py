@@ -13,12 +13,13 @@ import logging
 import socket
 from typing import Any
 
-from mosn_py.config.model import Config, ListenerConfig
+from mosn_py.config.model import HTTP_LISTENER_PROTOCOLS, Config, ListenerConfig
 from mosn_py.errors import ConfigError
 from mosn_py.filters.network.l7_proxy import make_l7_protocol
 from mosn_py.filters.network.tcp_proxy import make_tcp_protocol
 from mosn_py.observability.log import log_event
 from mosn_py.registry import Registries
+from mosn_py.router.http_routes import HttpRouteTable
 from mosn_py.router.routes import RouteTable
 from mosn_py.server.connection import WriteBatcher
 from mosn_py.server.listener import Listener, ListenerContext, bind_socket
@@ -57,7 +58,11 @@ class Runtime:
             route = self.config.route(cfg.route or "")
             if route is None:
                 raise ConfigError(f"listener {cfg.name!r}: no route named {cfg.route!r}")
-            ctx.route_table = RouteTable(route, cfg.protocol)
+            if cfg.protocol in HTTP_LISTENER_PROTOCOLS:
+                ctx.route_table = HttpRouteTable(route)
+                ctx.http = True
+            else:
+                ctx.route_table = RouteTable(route, cfg.protocol)
             factories = []
             for i, fc in enumerate(cfg.filters):
                 fcls = self.registries.stream_filters.get(fc.name)

@@ -202,7 +202,7 @@ class L7Connection(BaseConnection):
         n = len(streams)
         if n < MAX_STREAMS_PER_CONNECTION // 2:
             self.resume(PAUSE_STREAMS)
-        if n == 0 and (self.half_closed or self.ctx.draining):
+        if n == 0 and (self.half_closed or self.ctx.draining or self._no_more_exchanges()):
             self.close()
             return
         held = self._held
@@ -213,6 +213,14 @@ class L7Connection(BaseConnection):
             if self._held is None and not self.ctx.draining:
                 self.resume(PAUSE_FLOW)
                 self._pump()
+
+    def _no_more_exchanges(self) -> bool:
+        """Ping-pong codecs: the codec says the connection ends after the exchanges it has
+        received (Connection: close, HTTP/1.0...) and every one of them is answered."""
+        if not self.serial or self._held is not None:
+            return False
+        codec = self.codec
+        return bool(codec.must_close) and not codec.pending
 
     def reset_stream(self, stream: Stream) -> None:
         """End a stream whose response has started and cannot be completed: protocols with
