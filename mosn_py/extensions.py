@@ -17,11 +17,13 @@ log = logging.getLogger("mosn_py.extensions")
 def register_builtin(reg: Registries) -> Registries:
     from mosn_py.codecs.bolt import BoltCodec
     from mosn_py.codecs.http1 import Http1Codec
+    from mosn_py.codecs.http2 import Http2Codec
     from mosn_py.filters.stream.fault import FaultFilterFactory
     from mosn_py.upstream.lb import BUILTIN_LBS
 
     reg.codecs.register("bolt", BoltCodec)
     reg.codecs.register("http1", Http1Codec)
+    reg.codecs.register("http2", Http2Codec)
     for lb in BUILTIN_LBS:
         reg.lb_policies.register(lb.name, lb)
     reg.stream_filters.register(FaultFilterFactory.name, FaultFilterFactory)

@@ -13,6 +13,7 @@ from mosn_py.upstream.host import Host
 from mosn_py.upstream.lb import LoadBalancer
 from mosn_py.upstream.pingpong import PingPongPool
 from mosn_py.upstream.pool import MultiplexPool
+from mosn_py.upstream.streaming import StreamingUpstreamConnection
 
 
 class Cluster:
@@ -71,11 +72,14 @@ class Cluster:
         """The pool for ``host``: multiplexing or ping-pong, as the cluster's codec says."""
         pool = self._pools.get(host)
         if pool is None:
-            pool_cls: Any = (
-                PingPongPool
-                if getattr(self._codec_factory, "pool_mode", None) is PoolMode.PINGPONG
-                else MultiplexPool
-            )
+            codec = self._codec_factory
+            extra: dict[str, Any] = {}
+            if getattr(codec, "pool_mode", None) is PoolMode.PINGPONG:
+                pool_cls: Any = PingPongPool
+            else:
+                pool_cls = MultiplexPool
+                if hasattr(codec, "send_request"):  # the codec owns stream ids (HTTP/2)
+                    extra["conn_cls"] = StreamingUpstreamConnection
             pool = self._pools[host] = pool_cls(
                 host,
                 size=self.config.connections_per_host,
@@ -86,6 +90,7 @@ class Cluster:
                 batcher=self._batcher,
                 cluster_name=self.name,
                 health=self,
+                **extra,
             )
         return pool
 

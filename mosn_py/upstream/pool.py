@@ -47,6 +47,10 @@ _U32 = 1 << 32
 class UpstreamCallbacks(Protocol):
     def on_upstream_response(self, frame: Frame) -> None: ...
 
+    def on_upstream_data(self, df: DataFrame) -> None: ...
+
+    def on_upstream_trailers(self, tf: TrailersFrame) -> None: ...
+
     def on_upstream_reset(self, reason: ResetReason) -> None: ...
 
 
@@ -245,6 +249,7 @@ class MultiplexPool:
         "conns",
         "_rr",
         "closed",
+        "conn_cls",
     )
 
     def __init__(
@@ -259,9 +264,11 @@ class MultiplexPool:
         batcher: WriteBatcher,
         cluster_name: str,
         health: Any = None,
+        conn_cls: type[UpstreamConnection] | None = None,
     ) -> None:
         self.host = host
         self.health = health  # gets report_connect_success/failure(host)
+        self.conn_cls = conn_cls or UpstreamConnection
         self.size = size
         self.codec_factory = codec_factory
         self.limits = limits
@@ -277,7 +284,7 @@ class MultiplexPool:
         """A connection to send on: a new one until ``size`` exist, then round robin."""
         conns = self.conns
         if len(conns) < self.size:
-            c = UpstreamConnection(self)
+            c = self.conn_cls(self)
             conns.append(c)
             c.start_connect()
             return c

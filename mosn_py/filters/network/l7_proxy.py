@@ -68,7 +68,7 @@ class L7Connection(BaseConnection):
 
     __slots__ = (
         "ctx", "codec", "streams", "half_closed", "peer_addr", "peer_ip", "by_id", "serial",
-        "_held",
+        "_held", "flow",
     )
 
     def __init__(self, ctx: ListenerContext) -> None:
@@ -86,8 +86,14 @@ class L7Connection(BaseConnection):
         # A request head read while one is in flight waits in ``_held`` (reading paused).
         self.serial = getattr(ctx.codec_cls, "pool_mode", None) is PoolMode.PINGPONG
         self._held: Frame | None = None
+        # Codecs with output of their own and flow control (HTTP/2): a preface at start,
+        # acks/window updates after reads (``data_to_send``), received DATA acknowledged
+        # (``consumed``) once passed upstream.
+        self.flow = hasattr(self.codec, "data_to_send")
 
     def on_connected(self) -> None:
+        if self.flow:
+            self.write(self.codec.initiate())
         self.peer_addr = self.peername()
         t = self.transport
         peer = t.get_extra_info("peername") if t is not None else None
@@ -120,8 +126,14 @@ class L7Connection(BaseConnection):
                 else:
                     self._on_stream_event(ev)
         except ProtocolError as e:
+            if self.flow:
+                self.write(codec.data_to_send())  # e.g. the GOAWAY naming the error
             self._on_codec_error(e)
             return
+        if self.flow:
+            out = codec.data_to_send()
+            if out:
+                self.write(out)
         if len(self.streams) >= MAX_STREAMS_PER_CONNECTION:
             self.pause(PAUSE_STREAMS)
 
@@ -129,6 +141,9 @@ class L7Connection(BaseConnection):
         cls = ev.__class__
         if cls is DataFrame or cls is TrailersFrame or cls is ResetFrame:
             stream = self.by_id.get(ev.stream_id)
+            if cls is DataFrame and self.flow and ev.data:
+                # Passed on (or dropped) now: reopen the client's window for it.
+                self.codec.consumed(ev.stream_id, len(ev.data))
             if stream is None:
                 return  # a stream we already answered or reset: drop its remaining body
             if cls is DataFrame:
@@ -371,7 +386,12 @@ class Stream:
             self.retries_left = rule.retry.attempts
         if self.timer is None and self.request.stream_type is not StreamType.ONEWAY:
             ms = self.request.timeout_ms
-            timeout = ms / 1000.0 if ms > 0 else rule.timeout
+            if ms <= 0:
+                timeout = rule.timeout
+            elif ctx.http and rule.timeout is not None:
+                timeout = min(ms / 1000.0, rule.timeout)  # grpc-timeout bounds the route's
+            else:
+                timeout = ms / 1000.0  # Bolt: a frame timeout > 0 overrides the route's
             if timeout is not None:
                 self.timer = self.ctx.timers.schedule(self, timeout)
         return True

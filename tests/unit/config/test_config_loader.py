@@ -352,7 +352,7 @@ SINGLE_ERRORS = [
         ),
     ),
     ("log", {"format": "yaml"}, "log.format: unknown value 'yaml'; expected one of json, text"),
-    ("clusters.0.protocol", 5, "clusters[0].protocol: expected one of tcp, bolt, http1, got 5"),
+    ("clusters.0.protocol", 5, "clusters[0].protocol: expected one of tcp, bolt, http1, http2, got 5"),
     # --- missing keys
     ("listeners.0.name", DELETE, "listeners[0].name: missing required key"),
     ("listeners.0.address", DELETE, "listeners[0].address: missing required key"),
@@ -727,7 +727,7 @@ def test_bad_values_do_not_cascade() -> None:
     assert errors_of(data) == (
         (
             "clusters[0].protocol: unknown value 'bolt2' (did you mean 'bolt'?); expected one of "
-            "tcp, bolt, http1"
+            "tcp, bolt, http1, http2"
         ),
         "clusters[1].name: expected a string, got 5",
     )
