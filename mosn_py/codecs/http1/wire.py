@@ -41,6 +41,10 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from mosn_py.codecs.base import MatchResult
+from mosn_py.codecs.http_status import DEFAULT_MESSAGES as DEFAULT_MESSAGES
+from mosn_py.codecs.http_status import (
+    HTTP_STATUS_BY_PROXY_STATUS as HTTP_STATUS_BY_PROXY_STATUS,
+)
 from mosn_py.errors import ProxyStatus
 
 PROTOCOL = "http1"
@@ -196,41 +200,7 @@ REASONS: dict[int, str] = {s.value: s.phrase for s in HTTPStatus} | {
 }
 STATUS_TEXT: dict[int, str] = {code: str(code) for code in range(100, 600)}
 
-HTTP_STATUS_BY_PROXY_STATUS: dict[ProxyStatus, int] = {
-    ProxyStatus.OK: 200,
-    ProxyStatus.ROUTE_NOT_FOUND: 404,
-    ProxyStatus.NO_HEALTHY_UPSTREAM: 503,
-    ProxyStatus.UPSTREAM_CONNECT_FAILED: 503,
-    ProxyStatus.UPSTREAM_RESET: 503,
-    ProxyStatus.UPSTREAM_OVERFLOW: 503,
-    ProxyStatus.TIMEOUT: 504,
-    ProxyStatus.CODEC_ERROR: 400,
-    ProxyStatus.DRAINING: 503,
-    ProxyStatus.INTERNAL_ERROR: 500,
-}
-
-# Envoy's local-reply bodies where it has one (source/common/router/router.cc and friends).
-DEFAULT_MESSAGES: dict[ProxyStatus, str] = {
-    ProxyStatus.OK: "",
-    ProxyStatus.ROUTE_NOT_FOUND: "route not found",
-    ProxyStatus.NO_HEALTHY_UPSTREAM: "no healthy upstream",
-    ProxyStatus.UPSTREAM_CONNECT_FAILED: (
-        "upstream connect error or disconnect/reset before headers. "
-        "reset reason: connection failure"
-    ),
-    ProxyStatus.UPSTREAM_RESET: (
-        "upstream connect error or disconnect/reset before headers. "
-        "reset reason: connection termination"
-    ),
-    ProxyStatus.UPSTREAM_OVERFLOW: (
-        "upstream connect error or disconnect/reset before headers. reset reason: overflow"
-    ),
-    ProxyStatus.TIMEOUT: "upstream request timeout",
-    ProxyStatus.CODEC_ERROR: "bad request",
-    ProxyStatus.DRAINING: "the server is draining",
-    ProxyStatus.INTERNAL_ERROR: "internal error",
-}
-
+# The ProxyStatus -> HTTP mapping and reply texts are shared with HTTP/2.
 # Local replies for these close the connection (the request stream is unusable / we leave).
 CLOSING_STATUSES = frozenset((ProxyStatus.CODEC_ERROR, ProxyStatus.DRAINING))
 

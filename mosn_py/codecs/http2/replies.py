@@ -35,43 +35,12 @@ from collections.abc import Mapping
 from mosn_py.codecs.base import Frame, HeaderList, StreamType
 from mosn_py.codecs.http2.grpc import is_grpc, trailers_only
 from mosn_py.codecs.http2.wire import PROTOCOL
+from mosn_py.codecs.http_status import DEFAULT_MESSAGES, HTTP_STATUS_BY_PROXY_STATUS
 from mosn_py.errors import LocalProtocolError, ProxyStatus
 
-HTTP_STATUS: Mapping[ProxyStatus, int] = {
-    ProxyStatus.OK: 200,
-    ProxyStatus.ROUTE_NOT_FOUND: 404,
-    ProxyStatus.NO_HEALTHY_UPSTREAM: 503,
-    ProxyStatus.UPSTREAM_CONNECT_FAILED: 503,
-    ProxyStatus.UPSTREAM_RESET: 503,
-    ProxyStatus.UPSTREAM_OVERFLOW: 503,
-    ProxyStatus.TIMEOUT: 504,
-    ProxyStatus.CODEC_ERROR: 400,
-    ProxyStatus.DRAINING: 503,
-    ProxyStatus.INTERNAL_ERROR: 500,
-}
-
-# Envoy's local-reply bodies, worded as the HTTP/1.1 codec words them (one text per status
-# whatever the listener speaks).
-DEFAULT_BODY: Mapping[ProxyStatus, str] = {
-    ProxyStatus.OK: "",
-    ProxyStatus.ROUTE_NOT_FOUND: "route not found",
-    ProxyStatus.NO_HEALTHY_UPSTREAM: "no healthy upstream",
-    ProxyStatus.UPSTREAM_CONNECT_FAILED: (
-        "upstream connect error or disconnect/reset before headers. "
-        "reset reason: connection failure"
-    ),
-    ProxyStatus.UPSTREAM_RESET: (
-        "upstream connect error or disconnect/reset before headers. "
-        "reset reason: connection termination"
-    ),
-    ProxyStatus.UPSTREAM_OVERFLOW: (
-        "upstream connect error or disconnect/reset before headers. reset reason: overflow"
-    ),
-    ProxyStatus.TIMEOUT: "upstream request timeout",
-    ProxyStatus.CODEC_ERROR: "bad request",
-    ProxyStatus.DRAINING: "the server is draining",
-    ProxyStatus.INTERNAL_ERROR: "internal error",
-}
+# Shared with HTTP/1.1 (one local-reply text per status whatever the listener speaks).
+HTTP_STATUS: Mapping[ProxyStatus, int] = HTTP_STATUS_BY_PROXY_STATUS
+DEFAULT_BODY: Mapping[ProxyStatus, str] = DEFAULT_MESSAGES
 
 
 def http_status_for(status: ProxyStatus) -> int:

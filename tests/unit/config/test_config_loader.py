@@ -352,7 +352,11 @@ SINGLE_ERRORS = [
         ),
     ),
     ("log", {"format": "yaml"}, "log.format: unknown value 'yaml'; expected one of json, text"),
-    ("clusters.0.protocol", 5, "clusters[0].protocol: expected one of tcp, bolt, http1, http2, got 5"),
+    (
+        "clusters.0.protocol",
+        5,
+        "clusters[0].protocol: expected one of tcp, bolt, http1, http2, got 5",
+    ),
     # --- missing keys
     ("listeners.0.name", DELETE, "listeners[0].name: missing required key"),
     ("listeners.0.address", DELETE, "listeners[0].address: missing required key"),
