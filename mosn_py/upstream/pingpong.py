@@ -29,12 +29,12 @@ from mosn_py.codecs.base import (
     DataFrame,
     Frame,
     ResetFrame,
-    Role,
     TrailersFrame,
 )
 from mosn_py.errors import ProtocolError, ResetReason
 from mosn_py.observability.log import log_event
-from mosn_py.server.connection import PAUSE_UPSTREAM, BaseConnection, WriteBatcher
+from mosn_py.server.connection import WriteBatcher
+from mosn_py.upstream.connection import PooledConnection
 
 if TYPE_CHECKING:
     from mosn_py.upstream.host import Host
@@ -42,79 +42,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("mosn_py.upstream")
 
 
-class PingPongConnection(BaseConnection):
-    __slots__ = (
-        "pool",
-        "host",
-        "codec",
-        "streams",
-        "_next_id",
-        "_connecting",
-        "_queued",
-        "_req_done",
-        "_resp_done",
-        "_write_paused",
-        "_paused_downstreams",
-        "_connect_task",
-    )
+class PingPongConnection(PooledConnection):
+    __slots__ = ("_next_id", "_req_done", "_resp_done")
 
     def __init__(self, pool: PingPongPool) -> None:
-        super().__init__(pool.batcher, pool.loop)
-        self.pool = pool
-        self.host = pool.host
-        self.codec = pool.codec_factory(Role.CLIENT, limits=pool.limits)
-        self.streams: dict[int, Any] = {}  # at most one entry: the bound exchange
+        super().__init__(pool)
         self._next_id = 1
-        self._connecting = True
-        self._queued: list[Any] = []
         self._req_done = True
         self._resp_done = True
-        self._write_paused = False
-        self._paused_downstreams: set[BaseConnection] = set()
-        self._connect_task: asyncio.Task[Any] | None = None
-
-    # --- connect ---------------------------------------------------------------------------
-    def start_connect(self) -> None:
-        self._connect_task = self.pool.loop.create_task(self._connect())
-
-    async def _connect(self) -> None:
-        addr = self.host.address
-        self.host.cx_total += 1
-        try:
-            await asyncio.wait_for(
-                self.pool.loop.create_connection(lambda: self, addr.host, addr.port),
-                self.pool.connect_timeout,
-            )
-        except (OSError, TimeoutError) as e:
-            self.host.cx_connect_fail += 1
-            if self.pool.health is not None:
-                self.pool.health.report_connect_failure(self.host)
-            log_event(
-                log, logging.WARNING, "upstream connect failed",
-                cluster=self.pool.cluster_name, host=str(addr), error=str(e) or type(e).__name__,
-            )
-            self._fail(ResetReason.CONNECT_FAILURE)
-        except asyncio.CancelledError:
-            self._fail(ResetReason.CONNECT_FAILURE)
-            raise
-        finally:
-            self._connect_task = None
-
-    def on_connected(self) -> None:
-        self._connecting = False
-        self.host.cx_active += 1
-        if self.pool.health is not None:
-            self.pool.health.report_connect_success(self.host)
-        if self._queued:
-            q, self._queued = self._queued, []
-            self.write(q)
-            self.batcher.flush()
-
-    def _emit(self, bufs: list[Any]) -> None:
-        if self._connecting:
-            self._queued.extend(bufs)
-        else:
-            self.write(bufs)
 
     # --- the exchange ------------------------------------------------------------------------
     @property
@@ -150,24 +85,6 @@ class PingPongConnection(BaseConnection):
         if self.streams.pop(rid, None) is not None:
             self.abort()
 
-    @property
-    def congested(self) -> bool:
-        return self._write_paused
-
-    def register_backpressure(self, downstream: BaseConnection) -> None:
-        if self._write_paused and downstream not in self._paused_downstreams:
-            self._paused_downstreams.add(downstream)
-            downstream.pause(PAUSE_UPSTREAM)
-
-    def on_write_paused(self) -> None:
-        self._write_paused = True
-
-    def on_write_resumed(self) -> None:
-        self._write_paused = False
-        paused, self._paused_downstreams = self._paused_downstreams, set()
-        for d in paused:
-            d.resume(PAUSE_UPSTREAM)
-
     def on_data(self, data: memoryview) -> None:
         codec = self.codec
         codec.receive_data(data)
@@ -193,7 +110,7 @@ class PingPongConnection(BaseConnection):
                     cb.on_upstream_trailers(ev)
                     self._resp_done = True
                 elif type(ev) is ResetFrame:
-                    self._fail(ResetReason.REMOTE_RESET)
+                    self._fail_all(ResetReason.REMOTE_RESET)
                     return
                 if self._resp_done:
                     self._maybe_release()
@@ -202,7 +119,7 @@ class PingPongConnection(BaseConnection):
                 log, logging.WARNING, "upstream protocol error",
                 cluster=self.pool.cluster_name, host=str(self.host.address), error=str(e),
             )
-            self._fail(ResetReason.CODEC_ERROR)
+            self._fail_all(ResetReason.CODEC_ERROR)
             self.abort()
 
     def _maybe_release(self) -> None:
@@ -219,30 +136,6 @@ class PingPongConnection(BaseConnection):
         self.codec.receive_data(b"")
         self.on_data(memoryview(b""))
         return None
-
-    def on_closed(self, exc: Exception | None) -> None:
-        if not self._connecting:
-            self.host.cx_active -= 1
-        self._connecting = False
-        self._fail(
-            ResetReason.CONNECTION_FAILED if exc is not None else ResetReason.CONNECTION_TERMINATED
-        )
-        self.on_write_resumed()
-
-    def _fail(self, reason: ResetReason) -> None:
-        self.closed = True
-        self._queued = []
-        self.pool.remove(self)
-        streams, self.streams = self.streams, {}
-        for cb in streams.values():
-            cb.on_upstream_reset(reason)
-        self.batcher.flush()
-
-    def shutdown(self) -> None:
-        if self._connect_task is not None:
-            self._connect_task.cancel()
-        self.close()
-
 
 class PingPongPool:
     """Connections to one host, each carrying one exchange at a time."""

@@ -28,13 +28,13 @@ from mosn_py.codecs.base import (
     ConnectionEvent,
     DataFrame,
     Frame,
-    Role,
     StreamType,
     TrailersFrame,
 )
 from mosn_py.errors import ProtocolError, ResetReason
 from mosn_py.observability.log import log_event
-from mosn_py.server.connection import PAUSE_UPSTREAM, BaseConnection, WriteBatcher
+from mosn_py.server.connection import WriteBatcher
+from mosn_py.upstream.connection import PooledConnection
 
 if TYPE_CHECKING:
     from mosn_py.upstream.host import Host
@@ -54,69 +54,12 @@ class UpstreamCallbacks(Protocol):
     def on_upstream_reset(self, reason: ResetReason) -> None: ...
 
 
-class UpstreamConnection(BaseConnection):
-    __slots__ = (
-        "pool",
-        "host",
-        "codec",
-        "streams",
-        "_next_id",
-        "_connecting",
-        "_queued",
-        "_paused_downstreams",
-        "_write_paused",
-        "_connect_task",
-    )
+class UpstreamConnection(PooledConnection):
+    __slots__ = ("_next_id",)
 
     def __init__(self, pool: MultiplexPool) -> None:
-        super().__init__(pool.batcher, pool.loop)
-        self.pool = pool
-        self.host = pool.host
-        self.codec = pool.codec_factory(Role.CLIENT, limits=pool.limits)
-        self.streams: dict[int, UpstreamCallbacks] = {}
+        super().__init__(pool)
         self._next_id = 1
-        self._connecting = True
-        self._queued: list[Any] = []
-        self._paused_downstreams: set[BaseConnection] = set()
-        self._write_paused = False
-        self._connect_task: asyncio.Task[Any] | None = None
-
-    # --- connect -----------------------------------------------------------------------------
-    def start_connect(self) -> None:
-        self._connect_task = self.pool.loop.create_task(self._connect())
-
-    async def _connect(self) -> None:
-        addr = self.host.address
-        self.host.cx_total += 1
-        try:
-            await asyncio.wait_for(
-                self.pool.loop.create_connection(lambda: self, addr.host, addr.port),
-                self.pool.connect_timeout,
-            )
-        except (OSError, TimeoutError) as e:
-            self.host.cx_connect_fail += 1
-            if self.pool.health is not None:
-                self.pool.health.report_connect_failure(self.host)
-            log_event(
-                log, logging.WARNING, "upstream connect failed",
-                cluster=self.pool.cluster_name, host=str(addr), error=str(e) or type(e).__name__,
-            )
-            self._fail_all(ResetReason.CONNECT_FAILURE)
-        except asyncio.CancelledError:
-            self._fail_all(ResetReason.CONNECT_FAILURE)
-            raise
-        finally:
-            self._connect_task = None
-
-    def on_connected(self) -> None:
-        self._connecting = False
-        self.host.cx_active += 1
-        if self.pool.health is not None:
-            self.pool.health.report_connect_success(self.host)
-        if self._queued:
-            q, self._queued = self._queued, []
-            self.write(q)
-            self.batcher.flush()
 
     # --- requests ------------------------------------------------------------------------------
     @property
@@ -133,50 +76,19 @@ class UpstreamConnection(BaseConnection):
         if cb is not None:
             streams[rid] = cb
         self.activity += 1  # writes count too: a busy oneway-only connection is not idle
-        bufs = self.codec.send(frame, rid)
-        if self._connecting:
-            self._queued.extend(bufs)
-        else:
-            self.write(bufs)
+        self._emit(self.codec.send(frame, rid))
         return rid
 
     def send_data(self, rid: int, df: DataFrame) -> None:
         """Body of a streaming request sent with ``send_request`` (multiplexed protocols)."""
-        bufs = self.codec.send(DataFrame(rid, df.data, df.end_stream))
-        if self._connecting:
-            self._queued.extend(bufs)
-        else:
-            self.write(bufs)
+        self._emit(self.codec.send(DataFrame(rid, df.data, df.end_stream)))
 
     def send_trailers(self, rid: int, tf: TrailersFrame) -> None:
-        bufs = self.codec.send(TrailersFrame(rid, tf.trailers))
-        if self._connecting:
-            self._queued.extend(bufs)
-        else:
-            self.write(bufs)
+        self._emit(self.codec.send(TrailersFrame(rid, tf.trailers)))
 
     def cancel(self, rid: int) -> None:
         """Forget request ``rid`` (timed out): a late response is dropped."""
         self.streams.pop(rid, None)
-
-    def register_backpressure(self, downstream: BaseConnection) -> None:
-        """Pause ``downstream`` until this connection's write buffer drains."""
-        if self._write_paused and downstream not in self._paused_downstreams:
-            self._paused_downstreams.add(downstream)
-            downstream.pause(PAUSE_UPSTREAM)
-
-    @property
-    def congested(self) -> bool:
-        return self._write_paused
-
-    def on_write_paused(self) -> None:
-        self._write_paused = True
-
-    def on_write_resumed(self) -> None:
-        self._write_paused = False
-        paused, self._paused_downstreams = self._paused_downstreams, set()
-        for d in paused:
-            d.resume(PAUSE_UPSTREAM)
 
     # --- responses -----------------------------------------------------------------------------
     def on_data(self, data: memoryview) -> None:
@@ -208,30 +120,6 @@ class UpstreamConnection(BaseConnection):
 
     def on_eof(self) -> bool | None:
         return None  # close; on_closed answers what is pending
-
-    def on_closed(self, exc: Exception | None) -> None:
-        if not self._connecting:
-            self.host.cx_active -= 1
-        self._connecting = False
-        self._fail_all(
-            ResetReason.CONNECTION_FAILED if exc is not None else ResetReason.CONNECTION_TERMINATED
-        )
-        self.on_write_resumed()
-
-    def _fail_all(self, reason: ResetReason) -> None:
-        self.closed = True
-        self._queued = []
-        self.pool.remove(self)
-        streams, self.streams = self.streams, {}
-        for cb in streams.values():
-            cb.on_upstream_reset(reason)
-        self.batcher.flush()
-
-    def shutdown(self) -> None:
-        if self._connect_task is not None:
-            self._connect_task.cancel()
-        self.close()
-
 
 class MultiplexPool:
     """Up to ``size`` shared connections to one host, picked round robin."""

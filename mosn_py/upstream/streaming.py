@@ -39,12 +39,6 @@ class StreamingUpstreamConnection(UpstreamConnection):
         self._queued[:0] = self.codec.initiate()
         super().on_connected()
 
-    def _emit(self, bufs: list[Any]) -> None:
-        if self._connecting:
-            self._queued.extend(bufs)
-        else:
-            self.write(bufs)
-
     def send_request(self, frame: Frame, cb: Any) -> int:
         try:
             sid, bufs = self.codec.send_request(frame)
