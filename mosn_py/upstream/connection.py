@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from mosn_py.codecs.base import Role
+from mosn_py.codecs.base import CodecLimits, Role
 from mosn_py.errors import ResetReason
 from mosn_py.observability.log import log_event
-from mosn_py.server.connection import PAUSE_UPSTREAM, BaseConnection
+from mosn_py.server.connection import PAUSE_UPSTREAM, BaseConnection, WriteBatcher
+
+if TYPE_CHECKING:
+    from mosn_py.upstream.host import Host
 
 log = logging.getLogger("mosn_py.upstream")
 
@@ -135,3 +139,68 @@ class PooledConnection(BaseConnection):
         if self._connect_task is not None:
             self._connect_task.cancel()
         self.close()
+
+
+class PoolBase:
+    """The connections of one pool discipline to one host (subclasses pick and reuse)."""
+
+    __slots__ = (
+        "host",
+        "size",
+        "codec_factory",
+        "limits",
+        "connect_timeout",
+        "loop",
+        "batcher",
+        "cluster_name",
+        "health",
+        "conns",
+        "closed",
+    )
+
+    def __init__(
+        self,
+        host: Host,
+        *,
+        size: int,
+        codec_factory: Callable[..., Any],
+        limits: CodecLimits,
+        connect_timeout: float,
+        loop: asyncio.AbstractEventLoop,
+        batcher: WriteBatcher,
+        cluster_name: str,
+        health: Any = None,
+    ) -> None:
+        self.host = host
+        self.size = size
+        self.codec_factory = codec_factory
+        self.limits = limits
+        self.connect_timeout = connect_timeout
+        self.loop = loop
+        self.batcher = batcher
+        self.cluster_name = cluster_name
+        self.health = health  # gets report_connect_success/failure(host)
+        self.conns: list[Any] = []
+        self.closed = False
+
+    def _open(self, cls: type[PooledConnection]) -> Any:
+        c = cls(self)
+        self.conns.append(c)
+        c.start_connect()
+        return c
+
+    def remove(self, conn: Any) -> None:
+        try:
+            self.conns.remove(conn)
+        except ValueError:
+            pass
+
+    def close(self) -> None:
+        self.closed = True
+        for c in list(self.conns):
+            c.shutdown()
+        self.conns.clear()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(c.streams) for c in self.conns)

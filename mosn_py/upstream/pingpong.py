@@ -17,14 +17,11 @@ and ``on_upstream_reset(reason)``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mosn_py.codecs.base import (
     NEED_DATA,
-    CodecLimits,
     ConnectionEvent,
     DataFrame,
     Frame,
@@ -33,8 +30,7 @@ from mosn_py.codecs.base import (
 )
 from mosn_py.errors import ProtocolError, ResetReason
 from mosn_py.observability.log import log_event
-from mosn_py.server.connection import WriteBatcher
-from mosn_py.upstream.connection import PooledConnection
+from mosn_py.upstream.connection import PoolBase, PooledConnection
 
 if TYPE_CHECKING:
     from mosn_py.upstream.host import Host
@@ -137,49 +133,15 @@ class PingPongConnection(PooledConnection):
         self.on_data(memoryview(b""))
         return None
 
-class PingPongPool:
-    """Connections to one host, each carrying one exchange at a time."""
+class PingPongPool(PoolBase):
+    """Connections to one host, each carrying one exchange at a time (``size`` is unused:
+    one connection per exchange in flight)."""
 
-    __slots__ = (
-        "host",
-        "size",
-        "codec_factory",
-        "limits",
-        "connect_timeout",
-        "loop",
-        "batcher",
-        "cluster_name",
-        "health",
-        "conns",
-        "idle",
-        "closed",
-    )
+    __slots__ = ("idle",)
 
-    def __init__(
-        self,
-        host: Host,
-        *,
-        size: int,
-        codec_factory: Callable[..., Any],
-        limits: CodecLimits,
-        connect_timeout: float,
-        loop: asyncio.AbstractEventLoop,
-        batcher: WriteBatcher,
-        cluster_name: str,
-        health: Any = None,
-    ) -> None:
-        self.host = host
-        self.size = size  # unused: one connection per exchange in flight
-        self.codec_factory = codec_factory
-        self.limits = limits
-        self.connect_timeout = connect_timeout
-        self.loop = loop
-        self.batcher = batcher
-        self.cluster_name = cluster_name
-        self.health = health
-        self.conns: list[PingPongConnection] = []
+    def __init__(self, host: Host, **kw: Any) -> None:
+        super().__init__(host, **kw)
         self.idle: list[PingPongConnection] = []
-        self.closed = False
 
     def acquire(self) -> PingPongConnection:
         """An idle connection (most recently used first), or a new one."""
@@ -188,10 +150,8 @@ class PingPongPool:
             c = idle.pop()
             if c.idle:
                 return c
-        c = PingPongConnection(self)
-        self.conns.append(c)
-        c.start_connect()
-        return c
+        conn: PingPongConnection = self._open(PingPongConnection)
+        return conn
 
     def release(self, conn: PingPongConnection) -> None:
         if self.closed or conn.closed:
@@ -200,22 +160,12 @@ class PingPongPool:
         self.idle.append(conn)
 
     def remove(self, conn: PingPongConnection) -> None:
-        try:
-            self.conns.remove(conn)
-        except ValueError:
-            pass
+        super().remove(conn)
         try:
             self.idle.remove(conn)
         except ValueError:
             pass
 
     def close(self) -> None:
-        self.closed = True
-        for c in list(self.conns):
-            c.shutdown()
-        self.conns.clear()
+        super().close()
         self.idle.clear()
-
-    @property
-    def in_flight(self) -> int:
-        return sum(len(c.streams) for c in self.conns)

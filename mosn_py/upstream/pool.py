@@ -17,14 +17,11 @@ paused (``PAUSE_UPSTREAM``) and resumed when it drains.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mosn_py.codecs.base import (
     NEED_DATA,
-    CodecLimits,
     ConnectionEvent,
     DataFrame,
     Frame,
@@ -33,8 +30,7 @@ from mosn_py.codecs.base import (
 )
 from mosn_py.errors import ProtocolError, ResetReason
 from mosn_py.observability.log import log_event
-from mosn_py.server.connection import WriteBatcher
-from mosn_py.upstream.connection import PooledConnection
+from mosn_py.upstream.connection import PoolBase, PooledConnection
 
 if TYPE_CHECKING:
     from mosn_py.upstream.host import Host
@@ -121,76 +117,24 @@ class UpstreamConnection(PooledConnection):
     def on_eof(self) -> bool | None:
         return None  # close; on_closed answers what is pending
 
-class MultiplexPool:
+class MultiplexPool(PoolBase):
     """Up to ``size`` shared connections to one host, picked round robin."""
 
-    __slots__ = (
-        "host",
-        "size",
-        "codec_factory",
-        "limits",
-        "connect_timeout",
-        "loop",
-        "batcher",
-        "cluster_name",
-        "health",
-        "conns",
-        "_rr",
-        "closed",
-        "conn_cls",
-    )
+    __slots__ = ("_rr", "conn_cls")
 
     def __init__(
-        self,
-        host: Host,
-        *,
-        size: int,
-        codec_factory: Callable[..., Any],
-        limits: CodecLimits,
-        connect_timeout: float,
-        loop: asyncio.AbstractEventLoop,
-        batcher: WriteBatcher,
-        cluster_name: str,
-        health: Any = None,
-        conn_cls: type[UpstreamConnection] | None = None,
+        self, host: Host, *, conn_cls: type[UpstreamConnection] | None = None, **kw: Any
     ) -> None:
-        self.host = host
-        self.health = health  # gets report_connect_success/failure(host)
+        super().__init__(host, **kw)
         self.conn_cls = conn_cls or UpstreamConnection
-        self.size = size
-        self.codec_factory = codec_factory
-        self.limits = limits
-        self.connect_timeout = connect_timeout
-        self.loop = loop
-        self.batcher = batcher
-        self.cluster_name = cluster_name
-        self.conns: list[UpstreamConnection] = []
         self._rr = 0
-        self.closed = False
 
     def acquire(self) -> UpstreamConnection:
         """A connection to send on: a new one until ``size`` exist, then round robin."""
         conns = self.conns
         if len(conns) < self.size:
-            c = self.conn_cls(self)
-            conns.append(c)
-            c.start_connect()
+            c: UpstreamConnection = self._open(self.conn_cls)
             return c
         self._rr = (self._rr + 1) % len(conns)
-        return conns[self._rr]
-
-    def remove(self, conn: UpstreamConnection) -> None:
-        try:
-            self.conns.remove(conn)
-        except ValueError:
-            pass
-
-    def close(self) -> None:
-        self.closed = True
-        for c in list(self.conns):
-            c.shutdown()
-        self.conns.clear()
-
-    @property
-    def in_flight(self) -> int:
-        return sum(len(c.streams) for c in self.conns)
+        conn: UpstreamConnection = conns[self._rr]
+        return conn
