@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Protocols a listener may speak / a cluster may speak. Later issues add to these tuples.
-LISTENER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2")
+LISTENER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2", "http")
 CLUSTER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2")
 CLUSTER_TYPES: tuple[str, ...] = ("static", "original_dst")
 LB_POLICIES: tuple[str, ...] = ("round_robin", "random", "least_request")

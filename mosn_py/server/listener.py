@@ -46,6 +46,7 @@ class ListenerContext:
         "draining",
         "timers",
         "http",
+        "auto_codecs",
     )
 
     def __init__(
@@ -69,6 +70,9 @@ class ListenerContext:
         self.draining = False
         self.timers = runtime.timers
         self.http = False  # an HTTP listener: HTTP routing and head processing
+        # ``protocol: http``: (HTTP/2 codec, HTTP/1.1 codec), picked per connection by ALPN
+        # or by the HTTP/2 connection preface; ``codec_cls`` is None then.
+        self.auto_codecs: tuple[Any, Any] | None = None
 
     def clusters(self) -> ClusterManager:
         return self.runtime.clusters
@@ -90,8 +94,19 @@ class ListenerContext:
         return ex[0](frame.headers) or ""
 
 
-def build_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
+# ALPN offered by HTTP listeners (RFC 7301), most preferred first.
+ALPN_BY_PROTOCOL: dict[str, list[str]] = {
+    "http1": ["http/1.1"],
+    "http2": ["h2"],
+    "grpc": ["h2"],
+    "http": ["h2", "http/1.1"],
+}
+
+
+def build_ssl_context(tls: TlsConfig, alpn: list[str] | None = None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
     try:
         ctx.load_cert_chain(tls.cert, tls.key)
         if tls.ca:
@@ -156,7 +171,9 @@ class Listener:
 
     async def start(self) -> None:
         cfg = self.config
-        ssl_ctx = build_ssl_context(cfg.tls) if cfg.tls else None
+        ssl_ctx = (
+            build_ssl_context(cfg.tls, ALPN_BY_PROTOCOL.get(cfg.protocol)) if cfg.tls else None
+        )
         ctx = self.ctx
         factory = self._factory
         self._server = await ctx.loop.create_server(

@@ -54,7 +54,13 @@ class Runtime:
     def _make_context(self, cfg: ListenerConfig) -> ListenerContext:
         ctx = ListenerContext(cfg, self, self.loop, self.batcher)
         if cfg.protocol != "tcp":
-            ctx.codec_cls = self.registries.codecs.get(cfg.protocol)
+            if cfg.protocol == "http":
+                ctx.auto_codecs = (
+                    self.registries.codecs.get("http2"),
+                    self.registries.codecs.get("http1"),
+                )
+            else:
+                ctx.codec_cls = self.registries.codecs.get(cfg.protocol)
             route = self.config.route(cfg.route or "")
             if route is None:
                 raise ConfigError(f"listener {cfg.name!r}: no route named {cfg.route!r}")

@@ -29,6 +29,7 @@ from mosn_py.codecs.base import (
     ConnectionEvent,
     DataFrame,
     Frame,
+    MatchResult,
     PoolMode,
     ResetFrame,
     Role,
@@ -74,7 +75,11 @@ class L7Connection(BaseConnection):
     def __init__(self, ctx: ListenerContext) -> None:
         super().__init__(ctx.batcher, ctx.loop)
         self.ctx = ctx
-        self.codec = ctx.codec_cls(Role.SERVER, limits=ctx.limits)
+        self.codec: Any = None
+        self.serial = False
+        self.flow = False
+        if ctx.codec_cls is not None:
+            self._use_codec(ctx.codec_cls)
         self.streams: set[Stream] = set()
         self.half_closed = False
         self.peer_addr = ""
@@ -82,10 +87,13 @@ class L7Connection(BaseConnection):
         # Streaming protocols: streams whose request or response body is still flowing,
         # by the codec's stream id (body, trailer and reset events are routed through it).
         self.by_id: dict[int, Stream] = {}
+        self._held: Frame | None = None
+
+    def _use_codec(self, codec_cls: Any) -> None:
+        self.codec = codec_cls(Role.SERVER, limits=self.ctx.limits)
         # Ping-pong protocols (HTTP/1.1) answer in request order: one exchange at a time.
         # A request head read while one is in flight waits in ``_held`` (reading paused).
-        self.serial = getattr(ctx.codec_cls, "pool_mode", None) is PoolMode.PINGPONG
-        self._held: Frame | None = None
+        self.serial = getattr(codec_cls, "pool_mode", None) is PoolMode.PINGPONG
         # Codecs with output of their own and flow control (HTTP/2): a preface at start,
         # acks/window updates after reads (``data_to_send``), received DATA acknowledged
         # (``consumed``) once passed upstream.
@@ -721,7 +729,55 @@ class Stream:
         return self.ctx.loop.create_task(coro)
 
 
+class AutoHttpConnection(L7Connection):
+    """``protocol: http``: HTTP/2 or HTTP/1.1, decided per connection: by ALPN on TLS
+    connections, else by whether the client starts with the HTTP/2 connection preface
+    (RFC 9113 §3.4, prior knowledge) — the first 24 bytes at most are looked at."""
+
+    __slots__ = ("_sniff",)
+
+    def __init__(self, ctx: ListenerContext) -> None:
+        super().__init__(ctx)
+        self._sniff: bytearray | None = None
+
+    def on_connected(self) -> None:
+        t = self.transport
+        ssl_obj = t.get_extra_info("ssl_object") if t is not None else None
+        auto = self.ctx.auto_codecs
+        assert auto is not None
+        if ssl_obj is not None:
+            h2 = ssl_obj.selected_alpn_protocol() == "h2"
+            self._use_codec(auto[0] if h2 else auto[1])
+        else:
+            self._sniff = bytearray()
+        super().on_connected()
+
+    def on_data(self, data: memoryview) -> None:
+        sniff = self._sniff
+        if sniff is None:
+            return super().on_data(data)
+        sniff += data
+        auto = self.ctx.auto_codecs
+        assert auto is not None
+        verdict = auto[0].match(sniff)
+        if verdict is MatchResult.NEED_MORE:
+            return None
+        self._sniff = None
+        self._use_codec(auto[0] if verdict is MatchResult.MATCH else auto[1])
+        if self.flow:
+            self.write(self.codec.initiate())
+        return super().on_data(memoryview(bytes(sniff)))
+
+    def on_eof(self) -> bool | None:
+        if self.codec is None:
+            self.close()
+            return None
+        return super().on_eof()
+
+
 def make_l7_protocol(ctx: ListenerContext) -> L7Connection:
+    if ctx.auto_codecs is not None:
+        return AutoHttpConnection(ctx)
     return L7Connection(ctx)
 
 
