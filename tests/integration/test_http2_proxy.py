@@ -122,3 +122,36 @@ def test_grpc_no_healthy_upstream_is_unavailable(proxy: Any) -> None:
         hello(pb.SampleServicePbRequest(name="x"), timeout=10)
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     ch.close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_http1_client_to_http2_upstream(proxy: Any, http_backend: Any, tmp_path: Any) -> None:  # noqa: F811
+    """curl (HTTP/1.1) -> mosn-py A (http1 listener, http2 cluster) -> mosn-py B (http2
+    listener, http1 cluster) -> http.server: both cross-version directions, with bodies
+    bigger than curl sends without ``Expect: 100-continue``, Content-Length and chunked."""
+    import hashlib
+    import json
+
+    b = http_backend()
+    inner = proxy(h2_config("http1", [b.address]))
+    ih, ip = inner.addr("web")
+    outer_cfg = h2_config("http2", [f"{ih}:{ip}"])
+    outer_cfg["listeners"][0]["protocol"] = "http1"
+    outer = proxy(outer_cfg)
+    oh, op = outer.addr("web")
+    body = os.urandom(3 << 20)
+    f = tmp_path / "body.bin"
+    f.write_bytes(body)
+    for extra in ([], ["-H", "Transfer-Encoding: chunked"]):
+        r = subprocess.run(
+            ["curl", "-sS", "--max-time", "30", *extra, "--data-binary", f"@{f}",
+             f"http://{oh}:{op}/echo"],
+            capture_output=True, timeout=40,
+        )
+        assert r.returncode == 0, r.stderr
+        info = json.loads(r.stdout)
+        assert info["body_sha256"] == hashlib.sha256(body).hexdigest()
+        assert "expect" not in dict(info["headers"])  # answered by the proxy, not passed on
+    r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                        f"http://{oh}:{op}/bytes/{5 << 20}"], capture_output=True, timeout=40)
+    assert r.stdout == f"200 {5 << 20}".encode()

@@ -71,6 +71,17 @@ def route_http(stream: Stream) -> tuple[Any, str] | None:
     cluster = rule.pick_cluster()
     assert isinstance(headers, HeaderList)
     h = prepare_request(headers, client_ip=stream.conn.peer_ip, scheme=scheme)
+    if h.get("expect", "").lower() == "100-continue":
+        # Like Envoy: the proxy answers 100-continue itself and does not pass it on, so the
+        # client starts its body at once whatever the upstream speaks (HTTP/2 has no 1xx
+        # here) and the upstream never holds a request waiting for its own 100.
+        h = h.without("expect")
+        conn = stream.conn
+        if conn.serial and not req.end_stream:
+            interim = Frame(StreamType.RESPONSE, req.request_id,
+                            HeaderList([(":status", "100")]), status=100, end_stream=False,
+                            protocol=req.protocol)
+            conn.write(conn.codec.send(interim, req.request_id))
     h = apply_request_rewrites(vh, rule, h)
     stream.request = req.evolve(headers=h)
     return rule, cluster or ""

@@ -503,9 +503,10 @@ class Stream:
             return
         status = frame.status
         if 100 <= status < 200 and status != 101 and not frame.end_stream:
-            # An interim response (100 Continue, 103 Early Hints): pass it on as it is.
+            # An interim response (100 Continue, 103 Early Hints): pass it on as it is to
+            # HTTP/1.1 clients; HTTP/2 clients get only the final response.
             conn = self.conn
-            if not conn.closed:
+            if not conn.closed and not conn.flow:
                 conn.write(conn.codec.send(frame, self.request.request_id))
             return
         if frame.end_stream:
