@@ -161,3 +161,46 @@ def test_pipelined_requests_answered_in_order(proxy: Any, http_backend: Any) -> 
     bodies = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])
               for part in data.split(b"HTTP/1.1 200 OK")[1:]]
     assert [x["path"] for x in bodies] == [f"/echo?n={i}" for i in range(4)]
+
+
+def _raw_exchange(p: Any, data: bytes) -> bytes:
+    with socket.create_connection(p.addr("web"), timeout=20) as s:
+        s.sendall(data)
+        got = b""
+        try:
+            while chunk := s.recv(65536):
+                got += chunk
+        except ConnectionResetError:
+            pass
+    return got
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        # Content-Length and Transfer-Encoding together (request smuggling)
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        # two different Content-Length values
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+         400),
+        # obs-fold (a header continued on the next line)
+        (b"GET /echo HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n\r\n", 400),
+        # a header section over the 64 KiB default limit
+        (b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (70 << 10) + b"\r\n\r\n", 431),
+        # more header fields than the 100 allowed
+        (b"GET /echo HTTP/1.1\r\nHost: x\r\n"
+         + b"".join(b"X-%d: v\r\n" % i for i in range(120)) + b"\r\n", 431),
+    ],
+    ids=["cl-and-te", "duplicate-cl", "obs-fold", "header-bytes", "header-count"],
+)
+def test_bad_requests_get_their_status_and_close(
+    proxy: Any, http_backend: Any, request_bytes: bytes, status: int
+) -> None:
+    b = http_backend()
+    p = proxy(simple(b))
+    got = _raw_exchange(p, request_bytes)  # returns once the proxy closed the connection
+    assert got.startswith(b"HTTP/1.1 %d " % status), got[:200]
+    assert b"connection: close" in got.lower()
+    # nothing reached the upstream
+    assert p.metric("mosn_cluster_upstream_rq", cluster="b") == 0
