@@ -58,15 +58,14 @@ from urllib.parse import unquote_plus
 from mosn_py.codecs.base import HeaderList
 from mosn_py.config.model import (
     DirectResponse,
-    HeaderMatcher,
     HeaderMutation,
     HttpRouteRule,
-    QueryMatcher,
     Redirect,
     RetryPolicy,
     RouteConfig,
     VirtualHost,
 )
+from mosn_py.router.routes import ValueCheck
 
 __all__ = [
     "CompiledHttpRule",
@@ -108,27 +107,6 @@ def split_port(authority: str) -> tuple[str, str]:
     if colon < 0 or authority.find(":") != colon:
         return authority, ""
     return authority[:colon], authority[colon:]
-
-
-class _ValueCheck:
-    """A header or query parameter condition: present, and equal / fully matching."""
-
-    __slots__ = ("name", "exact", "regex")
-
-    def __init__(self, m: HeaderMatcher | QueryMatcher, fold_name: bool) -> None:
-        self.name = m.name.lower() if fold_name else m.name
-        self.exact = m.exact
-        self.regex = re.compile(m.regex) if m.regex is not None else None
-
-    def __call__(self, values: Mapping[str, str]) -> bool:
-        v = values.get(self.name)
-        if v is None:
-            return False
-        if self.exact is not None:
-            return v == self.exact
-        if self.regex is not None:
-            return self.regex.fullmatch(v) is not None
-        return True
 
 
 class _Mutation:
@@ -217,8 +195,8 @@ class CompiledHttpRule:
             self._kind = _ANY  # no path condition, or prefix "/" (every path starts with it)
         # What prefix_rewrite replaces: the matched prefix ("any path" is prefix "/").
         self.prefix_len = len(m.prefix) if m.prefix is not None else int(self._kind == _ANY)
-        self.headers = tuple(_ValueCheck(h, fold_name=True) for h in m.headers)
-        self.query = tuple(_ValueCheck(q, fold_name=False) for q in m.query)
+        self.headers = tuple(ValueCheck(h, fold_name=True) for h in m.headers)
+        self.query = tuple(ValueCheck(q, fold_name=False) for q in m.query)
         self.grpc = m.grpc
         self.cluster = rule.cluster
         self._clusters = tuple(w.cluster for w in rule.weighted_clusters)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from mosn_py.codecs.base import Frame
-from mosn_py.config.model import HeaderMatcher, RetryPolicy, RouteConfig, RouteRule
+from mosn_py.config.model import HeaderMatcher, QueryMatcher, RetryPolicy, RouteConfig, RouteRule
 
 ANY_SERVICE = ".*"
 
@@ -36,11 +36,14 @@ KEY_EXTRACTORS: dict[str, tuple[Callable[[Mapping[str, str]], str | None], ...]]
 }
 
 
-class _HeaderCheck:
+class ValueCheck:
+    """A header (or query parameter) condition: present, and equal / fully matching.
+    Shared by the Bolt and HTTP route tables; ``fold_name`` lower-cases the name (HTTP)."""
+
     __slots__ = ("name", "exact", "regex")
 
-    def __init__(self, m: HeaderMatcher) -> None:
-        self.name = m.name
+    def __init__(self, m: HeaderMatcher | QueryMatcher, fold_name: bool = False) -> None:
+        self.name = m.name.lower() if fold_name else m.name
         self.exact = m.exact
         self.regex = re.compile(m.regex) if m.regex is not None else None
 
@@ -63,7 +66,7 @@ class CompiledRule:
         m = rule.match
         self.service = None if m.service in (None, ANY_SERVICE) else m.service
         self.method = m.method
-        self.headers = tuple(_HeaderCheck(h) for h in m.headers)
+        self.headers = tuple(ValueCheck(h) for h in m.headers)
         self.cluster = rule.cluster
         self.timeout = rule.timeout
         self.retry: RetryPolicy | None = rule.retry
