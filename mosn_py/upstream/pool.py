@@ -58,10 +58,6 @@ class UpstreamConnection(PooledConnection):
         self._next_id = 1
 
     # --- requests ------------------------------------------------------------------------------
-    @property
-    def usable(self) -> bool:
-        return not self.closed
-
     def send_request(self, frame: Frame, cb: UpstreamCallbacks | None) -> int:
         """Send ``frame`` under a fresh upstream id; ``cb`` None = no response expected."""
         streams = self.streams
