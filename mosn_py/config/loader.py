@@ -36,10 +36,12 @@ from mosn_py.config.model import (
     LISTENER_PROTOCOLS,
     LOG_FORMATS,
     LOG_LEVELS,
+    TLS_VERSIONS,
     AccessLogConfig,
     Address,
     AdminConfig,
     ClusterConfig,
+    ClusterTlsConfig,
     Config,
     DemoUpstream,
     Endpoint,
@@ -51,6 +53,7 @@ from mosn_py.config.model import (
     RouteConfig,
     RouteMatch,
     RouteRule,
+    TlsCertificate,
     TlsConfig,
     VirtualHost,
 )
@@ -80,6 +83,7 @@ from mosn_py.config.values import (
     suggest,
 )
 from mosn_py.errors import ConfigError
+from mosn_py.tls import ALPN_BY_PROTOCOL, TlsSetupError, client_context, server_context
 
 __all__ = ["DEMO_PROTOCOLS", "check_protocol_compatibility", "load_config", "parse_config"]
 
@@ -99,7 +103,7 @@ _LISTENER_KEYS = (
 )
 _CLUSTER_KEYS = (
     "name", "protocol", "type", "endpoints", "lb", "connect_timeout", "connections_per_host",
-    "max_requests", "max_frame_size", "idle_timeout", "outlier_detection",
+    "max_requests", "max_frame_size", "idle_timeout", "outlier_detection", "tls",
 )
 # fmt: on
 _ROUTE_KEYS = ("name", "rules", "virtual_hosts")
@@ -142,21 +146,115 @@ def _demo(errs: _Errors, path: str, raw: object) -> DemoUpstream | None:
     )
 
 
-def _tls(errs: _Errors, path: str, raw: object) -> TlsConfig | None:
-    d = _mapping(errs, path, raw, ("cert", "key", "ca", "require_client_cert"), ("cert", "key"))
+_TLS_KEYS = ("cert", "key", "certificates", "ca", "require_client_cert", "min_version")
+_CLUSTER_TLS_KEYS = ("sni", "ca", "cert", "key", "verify", "alpn", "min_version")
+
+
+def _server_name(value: object) -> str:
+    name = parse_name(value).lower()
+    body = name[2:] if name.startswith("*.") else name
+    if not body or "*" in body or any(c.isspace() or c == "/" for c in body):
+        raise ValueError(f"expected a host name or *.suffix, got {describe(value)}")
+    return name
+
+
+def _certificate(errs: _Errors, path: str, raw: object) -> TlsCertificate | None:
+    d = _mapping(errs, path, raw, ("cert", "key", "server_names"), ("cert", "key"))
     if d is None:
         return None
-    tls = TlsConfig(
+    names: list[str] = []
+    for i, item in enumerate(_list(errs, _join(path, "server_names"), d.get("server_names"))):
+        try:
+            names.append(_server_name(item))
+        except ValueError as exc:
+            errs.add(f"{_join(path, 'server_names')}[{i}]", str(exc))
+    return TlsCertificate(
         cert=_field(errs, d, path, "cert", parse_readable_file, ""),
         key=_field(errs, d, path, "key", parse_readable_file, ""),
+        server_names=tuple(names),
+    )
+
+
+def _tls(errs: _Errors, path: str, raw: object, alpn: list[str] | None) -> TlsConfig | None:
+    d = _mapping(errs, path, raw, _TLS_KEYS)
+    if d is None:
+        return None
+    certs: list[TlsCertificate] = []
+    if "cert" in d or "key" in d:
+        one = _certificate(errs, path, {k: d[k] for k in ("cert", "key") if k in d})
+        if one is not None:
+            certs.append(one)
+    cpath = _join(path, "certificates")
+    for i, item in enumerate(_list(errs, cpath, d.get("certificates"))):
+        cert = _certificate(errs, f"{cpath}[{i}]", item)
+        if cert is not None:
+            certs.append(cert)
+    if not certs and not errs.has_under(path):
+        errs.add(path, "needs a certificate: cert and key, or a certificates list")
+        return None
+    tls = TlsConfig(
+        certificates=tuple(certs),
         ca=_field(errs, d, path, "ca", parse_readable_file, None),
         require_client_cert=_field(errs, d, path, "require_client_cert", parse_bool, False),
+        min_version=_field(errs, d, path, "min_version", _tls_version, "1.2"),
     )
     if tls.require_client_cert and "ca" not in d:
         errs.add(
             _join(path, "ca"),
             "required when require_client_cert is true (the CA that signs client certificates)",
         )
+    if not errs.has_under(path):
+        try:
+            server_context(tls, alpn)  # the files parse and each key matches its certificate
+        except TlsSetupError as exc:
+            errs.add(path, str(exc))
+    return tls
+
+
+def _tls_version(value: object) -> str:
+    if isinstance(value, float):  # min_version: 1.2 written unquoted
+        value = f"{value:.1f}"
+    return one_of(TLS_VERSIONS)(value)
+
+
+def _cluster_tls(errs: _Errors, path: str, raw: object, protocol: str) -> ClusterTlsConfig | None:
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    d = _mapping(errs, path, raw, _CLUSTER_TLS_KEYS)
+    if d is None:
+        return None
+    alpn: tuple[str, ...] | None = None
+    if "alpn" in d:
+        items = _list(errs, _join(path, "alpn"), d["alpn"])
+        try:
+            alpn = tuple(parse_name(x) for x in items)
+        except ValueError as exc:
+            errs.add(_join(path, "alpn"), str(exc))
+    tls = ClusterTlsConfig(
+        sni=_field(errs, d, path, "sni", _server_name, None),
+        ca=_field(errs, d, path, "ca", parse_readable_file, None),
+        cert=_field(errs, d, path, "cert", parse_readable_file, None),
+        key=_field(errs, d, path, "key", parse_readable_file, None),
+        verify=_field(errs, d, path, "verify", parse_bool, True),
+        alpn=alpn,
+        min_version=_field(errs, d, path, "min_version", _tls_version, "1.2"),
+    )
+    if ("cert" in d) != ("key" in d):
+        missing = "key" if "cert" in d else "cert"
+        errs.add(
+            _join(path, missing),
+            "required with "
+            f"{'cert' if missing == 'key' else 'key'} (a client certificate needs both)",
+        )
+    if tls.ca and not tls.verify:
+        errs.add(_join(path, "ca"), "has no effect with verify: false; remove one of them")
+    if not errs.has_under(path):
+        try:
+            client_context(tls, protocol)
+        except TlsSetupError as exc:
+            errs.add(path, str(exc))
     return tls
 
 
@@ -222,7 +320,11 @@ def _listener(
         address=_field(errs, d, path, "address", parse_address, _PLACEHOLDER_ADDRESS),
         protocol=protocol,
         transparent=_field(errs, d, path, "transparent", parse_bool, False),
-        tls=_tls(errs, _join(path, "tls"), d["tls"]) if d.get("tls") is not None else None,
+        tls=(
+            _tls(errs, _join(path, "tls"), d["tls"], ALPN_BY_PROTOCOL.get(protocol))
+            if d.get("tls") is not None
+            else None
+        ),
         filters=_filters(errs, _join(path, "filters"), d.get("filters"), known_filters),
         route=_field(errs, d, path, "route", parse_name, None),
         cluster=_field(errs, d, path, "cluster", parse_name, None),
@@ -379,9 +481,10 @@ def _cluster(errs: _Errors, path: str, raw: object) -> ClusterConfig | None:
     def get(key: str, convert: Callable[[object], T], default: T) -> T:
         return _field(errs, d, path, key, convert, default)
 
+    protocol = get("protocol", one_of(CLUSTER_PROTOCOLS), defaults.protocol)
     return ClusterConfig(
         name=get("name", parse_name, ""),
-        protocol=get("protocol", one_of(CLUSTER_PROTOCOLS), defaults.protocol),
+        protocol=protocol,
         type=ctype,
         endpoints=endpoints,
         lb=get("lb", one_of(LB_POLICIES), defaults.lb),
@@ -390,31 +493,42 @@ def _cluster(errs: _Errors, path: str, raw: object) -> ClusterConfig | None:
         max_requests=get("max_requests", int_at_least(1), defaults.max_requests),
         max_frame_size=get("max_frame_size", parse_positive_size, defaults.max_frame_size),
         idle_timeout=get("idle_timeout", parse_optional_duration, defaults.idle_timeout),
-        outlier_detection=_outlier(errs, _join(path, "outlier_detection"),
-                                   d.get("outlier_detection")),
+        outlier_detection=_outlier(
+            errs, _join(path, "outlier_detection"), d.get("outlier_detection")
+        ),
+        tls=_cluster_tls(errs, _join(path, "tls"), d.get("tls"), protocol),
     )
 
 
 def _outlier(errs: _Errors, path: str, raw: object) -> OutlierDetection:
     if raw is None:
         return OutlierDetection()
-    d = _mapping(errs, path, raw, (
-        "consecutive_connect_failures", "ejection_time", "max_ejection_time"))
+    d = _mapping(
+        errs, path, raw, ("consecutive_connect_failures", "ejection_time", "max_ejection_time")
+    )
     if d is None:
         return OutlierDetection()
     dflt = OutlierDetection()
     out = OutlierDetection(
         consecutive_connect_failures=_field(
-            errs, d, path, "consecutive_connect_failures", int_at_least(0),
-            dflt.consecutive_connect_failures),
-        ejection_time=_field(errs, d, path, "ejection_time", parse_positive_duration,
-                             dflt.ejection_time),
-        max_ejection_time=_field(errs, d, path, "max_ejection_time", parse_positive_duration,
-                                 dflt.max_ejection_time),
+            errs,
+            d,
+            path,
+            "consecutive_connect_failures",
+            int_at_least(0),
+            dflt.consecutive_connect_failures,
+        ),
+        ejection_time=_field(
+            errs, d, path, "ejection_time", parse_positive_duration, dflt.ejection_time
+        ),
+        max_ejection_time=_field(
+            errs, d, path, "max_ejection_time", parse_positive_duration, dflt.max_ejection_time
+        ),
     )
     if out.max_ejection_time < out.ejection_time:
-        errs.add(_join(path, "max_ejection_time"),
-                 f"must be >= ejection_time ({out.ejection_time}s)")
+        errs.add(
+            _join(path, "max_ejection_time"), f"must be >= ejection_time ({out.ejection_time}s)"
+        )
     return out
 
 

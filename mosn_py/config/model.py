@@ -17,6 +17,7 @@ CLUSTER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2")
 CLUSTER_TYPES: tuple[str, ...] = ("static", "original_dst")
 LB_POLICIES: tuple[str, ...] = ("round_robin", "random", "least_request")
 RETRY_ON: tuple[str, ...] = ("connect-failure", "reset")
+TLS_VERSIONS: tuple[str, ...] = ("1.2", "1.3")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 LOG_FORMATS: tuple[str, ...] = ("json", "text")
 # Listener protocols that route by HTTP virtual host: the route config such a listener names
@@ -37,11 +38,48 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
-class TlsConfig:
+class TlsCertificate:
+    """A certificate chain and its key (PEM files). ``server_names``: the SNI names it is
+    served for (exact, or ``*.suffix`` for any name ending in ``.suffix``); empty = only
+    as the default."""
+
     cert: str
     key: str
-    ca: str | None = None
+    server_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """TLS termination on a listener. ``certificates[0]`` is the default certificate (no
+    SNI, or an SNI no entry names); the others are chosen by the client's SNI."""
+
+    certificates: tuple[TlsCertificate, ...]
+    ca: str | None = None  # verifies client certificates
     require_client_cert: bool = False
+    min_version: str = "1.2"  # one of TLS_VERSIONS
+
+    @property
+    def cert(self) -> str:
+        return self.certificates[0].cert
+
+    @property
+    def key(self) -> str:
+        return self.certificates[0].key
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTlsConfig:
+    """TLS origination to a cluster's endpoints. The server certificate is verified against
+    ``ca`` (or the system trust store) and its name against ``sni`` (or the endpoint's host)
+    unless ``verify`` is false; ``cert``/``key`` present a client certificate (mTLS)."""
+
+    sni: str | None = None
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    verify: bool = True
+    alpn: tuple[str, ...] | None = None  # None: from the cluster protocol (h2 / http/1.1)
+    min_version: str = "1.2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +300,7 @@ class ClusterConfig:
     max_frame_size: int = 16 << 20
     idle_timeout: float | None = None  # close idle upstream connections (None: keep)
     outlier_detection: OutlierDetection = field(default_factory=OutlierDetection)
+    tls: ClusterTlsConfig | None = None  # originate TLS to the endpoints
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,18 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mosn_py.codecs.base import CodecLimits, Frame
-from mosn_py.config.model import ListenerConfig, TlsConfig
-from mosn_py.errors import ConfigError
+from mosn_py.config.model import ListenerConfig
 from mosn_py.observability.access_log import AccessLog
 from mosn_py.observability.log import log_event
 from mosn_py.observability.stats import ListenerStats
 from mosn_py.router.routes import KEY_EXTRACTORS
 from mosn_py.server.connection import PAUSE_FLOW, BaseConnection, WriteBatcher
+from mosn_py.tls import ALPN_BY_PROTOCOL, server_context
 
 if TYPE_CHECKING:
     from mosn_py.server.runtime import Runtime
@@ -94,30 +93,6 @@ class ListenerContext:
         return ex[0](frame.headers) or ""
 
 
-# ALPN offered by HTTP listeners (RFC 7301), most preferred first.
-ALPN_BY_PROTOCOL: dict[str, list[str]] = {
-    "http1": ["http/1.1"],
-    "http2": ["h2"],
-    "grpc": ["h2"],
-    "http": ["h2", "http/1.1"],
-}
-
-
-def build_ssl_context(tls: TlsConfig, alpn: list[str] | None = None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    if alpn:
-        ctx.set_alpn_protocols(alpn)
-    try:
-        ctx.load_cert_chain(tls.cert, tls.key)
-        if tls.ca:
-            ctx.load_verify_locations(tls.ca)
-    except (OSError, ssl.SSLError) as e:
-        raise ConfigError(f"tls: cannot load certificate/key ({tls.cert}, {tls.key}): {e}") from e
-    if tls.require_client_cert:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
-
 def bind_socket(config: ListenerConfig) -> socket.socket:
     """Bind (but do not yet serve) a listening socket for ``config``."""
     addr = config.address
@@ -172,7 +147,7 @@ class Listener:
     async def start(self) -> None:
         cfg = self.config
         ssl_ctx = (
-            build_ssl_context(cfg.tls, ALPN_BY_PROTOCOL.get(cfg.protocol)) if cfg.tls else None
+            server_context(cfg.tls, ALPN_BY_PROTOCOL.get(cfg.protocol)) if cfg.tls else None
         )
         ctx = self.ctx
         factory = self._factory

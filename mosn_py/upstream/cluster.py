@@ -9,6 +9,7 @@ from typing import Any
 from mosn_py.codecs.base import CodecLimits, PoolMode
 from mosn_py.config.model import ClusterConfig
 from mosn_py.server.connection import WriteBatcher
+from mosn_py.tls import client_context
 from mosn_py.upstream.host import Host
 from mosn_py.upstream.lb import LoadBalancer
 from mosn_py.upstream.pingpong import PingPongPool
@@ -34,6 +35,7 @@ class Cluster:
         "_sweeper",
         "_lb_cls",
         "_unejectors",
+        "ssl",
     )
 
     def __init__(
@@ -61,6 +63,8 @@ class Cluster:
         self._loop = loop
         self._batcher = batcher
         self._sweeper: asyncio.TimerHandle | None = None
+        # TLS origination: one context for every connection of the cluster
+        self.ssl = client_context(config.tls, config.protocol) if config.tls else None
         if config.idle_timeout:
             self._schedule_sweep()
 
@@ -90,11 +94,20 @@ class Cluster:
                 batcher=self._batcher,
                 cluster_name=self.name,
                 health=self,
+                tls_context=self.ssl,
+                sni=self.config.tls.sni if self.config.tls else None,
                 **extra,
             )
         return pool
 
     # --- passive health ----------------------------------------------------------------------
+    def tls_args(self, host: str) -> dict[str, Any]:
+        """``create_connection`` keyword arguments for a connection to ``host`` (tcp_proxy)."""
+        tls = self.config.tls
+        if self.ssl is None or tls is None:
+            return {}
+        return {"ssl": self.ssl, "server_hostname": tls.sni or host}
+
     def report_connect_success(self, host: Host) -> None:
         host.consecutive_connect_failures = 0
 

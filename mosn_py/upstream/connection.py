@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +61,9 @@ class PooledConnection(BaseConnection):
         self.host.cx_total += 1
         try:
             await asyncio.wait_for(
-                self.pool.loop.create_connection(lambda: self, addr.host, addr.port),
+                self.pool.loop.create_connection(
+                    lambda: self, addr.host, addr.port, **self.pool.tls_args(addr.host)
+                ),
                 self.pool.connect_timeout,
             )
         except (OSError, TimeoutError) as e:
@@ -156,6 +159,8 @@ class PoolBase:
         "health",
         "conns",
         "closed",
+        "ssl",
+        "sni",
     )
 
     def __init__(
@@ -170,8 +175,12 @@ class PoolBase:
         batcher: WriteBatcher,
         cluster_name: str,
         health: Any = None,
+        tls_context: ssl.SSLContext | None = None,
+        sni: str | None = None,
     ) -> None:
         self.host = host
+        self.ssl = tls_context  # originate TLS with this context (the cluster's)
+        self.sni = sni
         self.size = size
         self.codec_factory = codec_factory
         self.limits = limits
@@ -182,6 +191,12 @@ class PoolBase:
         self.health = health  # gets report_connect_success/failure(host)
         self.conns: list[Any] = []
         self.closed = False
+
+    def tls_args(self, host: str) -> dict[str, Any]:
+        """Keyword arguments for ``create_connection``: none for plain TCP."""
+        if self.ssl is None:
+            return {}
+        return {"ssl": self.ssl, "server_hostname": self.sni or host}
 
     def _open(self, cls: type[PooledConnection]) -> Any:
         c = cls(self)

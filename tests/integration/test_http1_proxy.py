@@ -23,10 +23,10 @@ pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is no
 def http_backend() -> Iterator[Any]:
     started: list[PeerProcess] = []
 
-    def start(name: str = "backend") -> PeerProcess:
+    def start(name: str = "backend", args: tuple[str, ...] = ()) -> PeerProcess:
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, str(PEERS / "http_backend.py"), str(port), name],
+            [sys.executable, str(PEERS / "http_backend.py"), str(port), name, *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=dict(os.environ, PYTHONPATH=str(REPO)),
         )

@@ -22,10 +22,10 @@ SVC = "/com.alipay.rpc.common.service.facade.pb.SampleServicePb/"
 def grpc_server() -> Iterator[Any]:
     started: list[PeerProcess] = []
 
-    def start() -> PeerProcess:
+    def start(args: tuple[str, ...] = ()) -> PeerProcess:
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, str(PEERS / "grpc_server.py"), str(port)],
+            [sys.executable, str(PEERS / "grpc_server.py"), str(port), *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=dict(os.environ, PYTHONPATH=str(REPO)),
         )

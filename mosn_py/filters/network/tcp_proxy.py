@@ -197,7 +197,9 @@ class TcpProxySession:
 
             try:
                 await asyncio.wait_for(
-                    loop.create_connection(factory, addr.host, addr.port),
+                    loop.create_connection(
+                        factory, addr.host, addr.port, **cluster.tls_args(addr.host)
+                    ),
                     cluster.config.connect_timeout,
                 )
             except (OSError, TimeoutError) as e:

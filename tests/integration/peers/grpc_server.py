@@ -1,7 +1,11 @@
 """A real gRPC server for the tests (grpcio), serving the interop kit's SampleServicePb
 with a generic handler (no generated stubs needed):
 
-    python grpc_server.py PORT
+    python grpc_server.py PORT [--tls CERT KEY [CLIENT_CA]]
+
+With ``--tls`` it serves gRPC over TLS (ALPN h2); with CLIENT_CA it requires a client
+certificate signed by it and returns the client's identity (URI SAN, else CN) in the
+trailing metadata ``x-peer-identity`` of ``hello``.
 
 Prints ``READY <port>``. Methods (messages from fixtures/bolt/sample_service.proto):
 - ``hello`` (unary): result "hello " + name, echoes seq; name "fail" -> INVALID_ARGUMENT
@@ -26,8 +30,20 @@ from mosn_py.demo import sample_service_pb2 as pb
 SERVICE = "com.alipay.rpc.common.service.facade.pb.SampleServicePb"
 
 
+def peer_identity(ctx: Any) -> str:
+    auth = ctx.auth_context()
+    for key in ("x509_subject_alternative_name", "x509_common_name"):
+        values = auth.get(key)
+        if values:
+            return "|".join(v.decode() for v in values)
+    return ""
+
+
 def hello(req_bytes: bytes, ctx: Any) -> bytes:
     req = pb.SampleServicePbRequest.FromString(req_bytes)
+    ident = peer_identity(ctx)
+    if ident:
+        ctx.set_trailing_metadata((("x-peer-identity", ident),))
     if req.name == "fail":
         ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad name")
     if req.name == "sleep":
@@ -65,7 +81,18 @@ def main() -> None:
     })
     server = grpc.server(futures.ThreadPoolExecutor(8))
     server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:" + sys.argv[1])
+    addr = "127.0.0.1:" + sys.argv[1]
+    if "--tls" in sys.argv:
+        i = sys.argv.index("--tls")
+        files = [open(f, "rb").read() for f in sys.argv[i + 1:]]  # noqa: SIM115
+        cert, key = files[0], files[1]
+        ca = files[2] if len(files) > 2 else None
+        creds = grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+        )
+        port = server.add_secure_port(addr, creds)
+    else:
+        port = server.add_insecure_port(addr)
     server.start()
     print("READY", port, flush=True)
     server.wait_for_termination()

@@ -1,6 +1,9 @@
 """A real HTTP/1.1 origin server for the tests (the stdlib's http.server, threaded).
 
-    python http_backend.py PORT [NAME]
+    python http_backend.py PORT [NAME] [--tls CERT KEY [CLIENT_CA]]
+
+With ``--tls`` it serves HTTPS (ALPN http/1.1); with CLIENT_CA it requires a client
+certificate signed by it, and ``/echo`` reports the client's identity as ``peer``.
 
 Prints ``READY <port>``. Endpoints:
 - ``GET /echo...``      200, JSON of method, path, headers and the server NAME
@@ -17,11 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-NAME = sys.argv[2] if len(sys.argv) > 2 else "backend"
+NAME = sys.argv[2] if len(sys.argv) > 2 and not sys.argv[2].startswith("-") else "backend"
 
 
 def pattern(n: int) -> bytes:
@@ -90,8 +95,19 @@ class Handler(BaseHTTPRequestHandler):
             "headers": [[k.lower(), v] for k, v in self.headers.items()],
             "body_len": len(body),
             "body_sha256": hashlib.sha256(body).hexdigest(),
+            "peer": self._peer(),
         }
         return self._send(200, json.dumps(info).encode(), "application/json", head_only)
+
+    def _peer(self) -> str:
+        getpeercert = getattr(self.connection, "getpeercert", None)
+        cert: Any = getpeercert() if getpeercert is not None else None
+        if not cert:
+            return ""
+        for kind, value in cert.get("subjectAltName", ()):
+            if kind == "URI":
+                return str(value)
+        return str(dict(x[0] for x in cert["subject"]).get("commonName", ""))
 
     def do_GET(self) -> None:
         self._handle()
@@ -110,6 +126,16 @@ def main() -> None:
     port = int(sys.argv[1])
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
+    if "--tls" in sys.argv:
+        i = sys.argv.index("--tls")
+        files = sys.argv[i + 1:]
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(files[0], files[1])
+        ctx.set_alpn_protocols(["http/1.1"])
+        if len(files) > 2:
+            ctx.load_verify_locations(files[2])
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(f"READY {port}", flush=True)
     srv.serve_forever()
 

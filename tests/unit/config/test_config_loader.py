@@ -29,6 +29,7 @@ from mosn_py.config.model import (
     RouteMatch,
 )
 from mosn_py.errors import ConfigError
+from tests.pki import Pki
 
 # A small valid config; each error test breaks exactly one thing in a copy of it.
 BASE = """
@@ -94,10 +95,9 @@ def test_base_is_valid() -> None:
 # ------------------------------------------------------------------------------ round trip
 
 
-def test_full_config_round_trip(tmp_path: Path) -> None:
-    cert, key, ca = (tmp_path / n for n in ("cert.pem", "key.pem", "ca.pem"))
-    for f in (cert, key, ca):
-        f.write_text("-----BEGIN-----\n")
+def test_full_config_round_trip(tmp_path: Path, pki: Pki) -> None:
+    cert, key = pki.issue("round-trip", dns=("localhost",))
+    ca = pki.ca
     text = textwrap.dedent(
         f"""
         admin: {{address: "[::1]:34901"}}
@@ -315,7 +315,7 @@ SINGLE_ERRORS = [
         (
             "clusters[0].zzz: unknown key; expected name, protocol, type, endpoints, lb, "
             "connect_timeout, connections_per_host, max_requests, max_frame_size, idle_timeout, "
-            "outlier_detection"
+            "outlier_detection, tls"
         ),
     ),
     (
@@ -678,11 +678,10 @@ def test_tls_unreadable_file(tmp_path: Path) -> None:
     assert errors_of(data)[0] == f"listeners[0].tls.cert: cannot read '{secret}': permission denied"
 
 
-def test_tls_client_cert_needs_ca(tmp_path: Path) -> None:
-    pem = tmp_path / "x.pem"
-    pem.write_text("x")
+def test_tls_client_cert_needs_ca(pki: Pki) -> None:
+    cert, key = pki.issue("needs-ca")
     data = edited(
-        "listeners.0.tls", {"cert": str(pem), "key": str(pem), "require_client_cert": True}
+        "listeners.0.tls", {"cert": str(cert), "key": str(key), "require_client_cert": True}
     )
     assert errors_of(data) == (
         (
@@ -693,6 +692,109 @@ def test_tls_client_cert_needs_ca(tmp_path: Path) -> None:
     data["listeners"][0]["tls"]["require_client_cert"] = "yes"
     assert errors_of(data) == (
         "listeners[0].tls.require_client_cert: expected a boolean, got 'yes'",
+    )
+
+
+def test_tls_not_pem_is_reported_at_load(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    data = edited("listeners.0.tls", {"cert": str(junk), "key": str(junk)})
+    (err,) = errors_of(data)
+    assert err.startswith(f"listeners[0].tls: cannot use certificate '{junk}' with key '{junk}'")
+    assert "not PEM, or the key does not match the certificate" in err
+
+
+def test_tls_key_of_another_certificate(pki: Pki) -> None:
+    cert, _ = pki.issue("mismatch-a")
+    _, other_key = pki.issue("mismatch-b")
+    data = edited("listeners.0.tls", {"cert": str(cert), "key": str(other_key)})
+    (err,) = errors_of(data)
+    assert err.startswith("listeners[0].tls: cannot use certificate")
+    assert "KEY_VALUES_MISMATCH" in err or "key values mismatch" in err
+
+
+def test_tls_bad_ca_file(pki: Pki, tmp_path: Path) -> None:
+    cert, key = pki.issue("bad-ca")
+    junk = tmp_path / "ca.pem"
+    junk.write_text("junk")
+    data = edited("listeners.0.tls", {"cert": str(cert), "key": str(key), "ca": str(junk)})
+    (err,) = errors_of(data)
+    assert err.startswith(f"listeners[0].tls: cannot use CA file '{junk}'")
+
+
+def test_tls_certificates_by_sni(pki: Pki) -> None:
+    a, ak = pki.issue("sni-a", dns=("a.example",))
+    b, bk = pki.issue("sni-b", dns=("*.b.example",))
+    data = edited(
+        "listeners.0.tls",
+        {
+            "cert": str(a), "key": str(ak), "min_version": 1.3,
+            "certificates": [{"cert": str(b), "key": str(bk), "server_names": ["*.B.example"]}],
+        },
+    )
+    tls = parse_config(data).listeners[0].tls
+    assert tls is not None
+    assert [(c.cert, c.server_names) for c in tls.certificates] == [
+        (str(a), ()), (str(b), ("*.b.example",))
+    ]
+    assert (tls.cert, tls.key, tls.min_version) == (str(a), str(ak), "1.3")
+
+
+def test_tls_certificate_list_errors(pki: Pki) -> None:
+    a, ak = pki.issue("sni-errors")
+    data = edited(
+        "listeners.0.tls",
+        {"certificates": [{"cert": str(a), "key": str(ak), "server_names": ["a.*", ""]},
+                          {"cert": str(a)}],
+         "min_version": "1.1"},
+    )
+    assert errors_of(data) == (
+        "listeners[0].tls.certificates[0].server_names[0]: expected a host name or *.suffix,"
+        " got 'a.*'",
+        "listeners[0].tls.certificates[0].server_names[1]: must not be empty",
+        "listeners[0].tls.certificates[1].key: missing required key",
+        "listeners[0].tls.min_version: unknown value '1.1' (did you mean '1.3'?);"
+        " expected one of 1.2, 1.3",
+    )
+    data = edited("listeners.0.tls", {"ca": str(pki.ca)})
+    assert errors_of(data) == (
+        "listeners[0].tls: needs a certificate: cert and key, or a certificates list",
+    )
+
+
+def test_cluster_tls(pki: Pki) -> None:
+    cert, key = pki.issue("cluster-client")
+    data = edited(
+        "clusters.0.tls",
+        {"sni": "api.internal", "ca": str(pki.ca), "cert": str(cert), "key": str(key),
+         "alpn": ["h2"]},
+    )
+    tls = parse_config(data).clusters[0].tls
+    assert tls is not None
+    assert (tls.sni, tls.ca, tls.cert, tls.key, tls.verify, tls.alpn) == (
+        "api.internal", str(pki.ca), str(cert), str(key), True, ("h2",)
+    )
+    assert parse_config(edited("clusters.0.tls", True)).clusters[0].tls is not None
+    assert parse_config(base()).clusters[0].tls is None
+
+
+def test_cluster_tls_errors(pki: Pki, tmp_path: Path) -> None:
+    cert, _key = pki.issue("cluster-errors")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("junk")
+    data = edited("clusters.0.tls", {"cert": str(cert), "verify": False, "ca": str(pki.ca)})
+    assert errors_of(data) == (
+        "clusters[0].tls.key: required with cert (a client certificate needs both)",
+        "clusters[0].tls.ca: has no effect with verify: false; remove one of them",
+    )
+    data = edited("clusters.0.tls", {"ca": str(junk), "sni": "bad name", "verfy": True})
+    assert errors_of(data)[0].startswith("clusters[0].tls.verfy: unknown key")
+    assert "clusters[0].tls.sni: expected a host name or *.suffix, got 'bad name'" in errors_of(
+        data
+    )
+    data = edited("clusters.0.tls", {"ca": str(junk)})
+    assert errors_of(data) == (
+        f"clusters[0].tls: cannot use CA file '{junk}': NO_CERTIFICATE_OR_CRL_FOUND (not PEM)",
     )
 
 
