@@ -256,6 +256,7 @@ class CodecLimits:
     max_pending_frames: int = 4096  # decoded but not yet pulled (pipelining bound)
     max_header_count: int = 100  # HTTP: header fields per head (431 when exceeded)
     max_body_size: int = 0  # HTTP: bytes of one message body, 0 = unlimited (413)
+    max_concurrent_streams: int = 100  # HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS we advertise
 
 
 @runtime_checkable

@@ -32,6 +32,7 @@ from mosn_py.config.http_schema import parse_virtual_hosts
 from mosn_py.config.model import (
     CLUSTER_PROTOCOLS,
     CLUSTER_TYPES,
+    HTTP_LISTENER_PROTOCOLS,
     LB_POLICIES,
     LISTENER_PROTOCOLS,
     LOG_FORMATS,
@@ -70,6 +71,7 @@ from mosn_py.config.shape import (
 from mosn_py.config.values import (
     describe,
     int_at_least,
+    int_between,
     one_of,
     parse_address,
     parse_bool,
@@ -79,7 +81,9 @@ from mosn_py.config.values import (
     parse_positive_duration,
     parse_positive_size,
     parse_readable_file,
+    parse_size,
     parse_workers,
+    size_between,
     suggest,
 )
 from mosn_py.errors import ConfigError
@@ -99,8 +103,11 @@ _TOP_KEYS = (
 )
 _LISTENER_KEYS = (
     "name", "address", "protocol", "transparent", "tls", "filters", "route", "cluster",
-    "idle_timeout", "max_frame_size", "access_log", "backlog",
+    "idle_timeout", "max_frame_size", "access_log", "backlog", "max_header_size",
+    "max_header_count", "max_body_size", "max_concurrent_streams",
 )
+_HTTP_LIMIT_KEYS = ("max_header_size", "max_header_count", "max_body_size",
+                    "max_concurrent_streams")
 _CLUSTER_KEYS = (
     "name", "protocol", "type", "endpoints", "lb", "connect_timeout", "connections_per_host",
     "max_requests", "max_frame_size", "idle_timeout", "outlier_detection", "tls",
@@ -336,7 +343,23 @@ def _listener(
         ),
         access_log=_access_log(errs, _join(path, "access_log"), d.get("access_log")),
         backlog=_field(errs, d, path, "backlog", int_at_least(1), defaults.backlog),
+        max_header_size=_field(
+            errs, d, path, "max_header_size", size_between(1 << 10, 1 << 20),
+            defaults.max_header_size,
+        ),
+        max_header_count=_field(
+            errs, d, path, "max_header_count", int_between(1, 10000), defaults.max_header_count
+        ),
+        max_body_size=_field(errs, d, path, "max_body_size", parse_size, defaults.max_body_size),
+        max_concurrent_streams=_field(
+            errs, d, path, "max_concurrent_streams", int_between(1, 1 << 20),
+            defaults.max_concurrent_streams,
+        ),
     )
+    if not errs.is_bad(_join(path, "protocol")) and protocol not in HTTP_LISTENER_PROTOCOLS:
+        for key in _HTTP_LIMIT_KEYS:
+            if key in d:
+                errs.add(_join(path, key), f"applies to HTTP listeners only, not {protocol}")
     if not errs.is_bad(_join(path, "protocol")):
         # tcp relays bytes to one cluster; every other protocol decodes requests and routes.
         wanted, unwanted = ("cluster", "route") if protocol == "tcp" else ("route", "cluster")

@@ -110,6 +110,11 @@ class ListenerConfig:
     cluster: str | None = None  # tcp listeners: the name of a ClusterConfig
     idle_timeout: float | None = 300.0  # close a connection with no traffic for this long
     max_frame_size: int = 16 << 20  # codec limit for L7 protocols
+    # HTTP limits (431 / 413 / REFUSED_STREAM beyond them)
+    max_header_size: int = 64 << 10  # bytes of one request head
+    max_header_count: int = 100  # fields in one request head
+    max_body_size: int = 0  # bytes of one request body; 0 = unlimited
+    max_concurrent_streams: int = 100  # HTTP/2: streams in flight per connection
     access_log: AccessLogConfig | None = None  # tcp: one line per connection; L7: per request
     backlog: int = 1024
 

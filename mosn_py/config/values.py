@@ -389,3 +389,24 @@ def parse_workers(value: object) -> int:
     if isinstance(value, str):
         raise ValueError(f"expected an integer >= 1 or 'auto', got {describe(value)}")
     return int_at_least(1)(value)
+
+
+def int_between(low: int, high: int) -> Callable[[object], int]:
+    def convert(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {describe(value)}")
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return convert
+
+
+def size_between(low: int, high: int) -> Callable[[object], int]:
+    def convert(value: object) -> int:
+        size = parse_size(value)
+        if not low <= size <= high:
+            raise ValueError(f"must be from {low} to {high} bytes, got {describe(value)}")
+        return size
+
+    return convert

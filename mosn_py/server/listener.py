@@ -64,7 +64,13 @@ class ListenerContext:
         self.stats = ListenerStats()
         self.route_table: Any = None  # RouteTable (single-frame protocols) or HttpRouteTable
         self.codec_cls: Any = None
-        self.limits = CodecLimits(max_frame_size=config.max_frame_size)
+        self.limits = CodecLimits(
+            max_frame_size=config.max_frame_size,
+            max_header_size=config.max_header_size,
+            max_header_count=config.max_header_count,
+            max_body_size=config.max_body_size,
+            max_concurrent_streams=config.max_concurrent_streams,
+        )
         self.filter_factories: tuple[Callable[[], Any], ...] = ()
         self.draining = False
         self.timers = runtime.timers
@@ -225,10 +231,20 @@ class Listener:
 def idle_token(conn: Any) -> int | None:
     """A number that changes whenever the connection does something; None = busy."""
     streams = getattr(conn, "streams", None)
+    token: int = conn.activity
     if streams:
-        return None  # requests in flight: their own timeouts apply
+        # Requests in flight: their own timeouts apply. Tunnels (WebSocket, CONNECT) have
+        # none: they are idle when neither side moved a byte.
+        for s in streams:
+            if not s.tunnel:
+                return None
+            up = s.upstream
+            if up is not None:
+                token += up.activity
+        return token
     peer = getattr(conn, "peer", None)
-    token: int = conn.activity + (peer.activity if peer is not None else 0)
+    if peer is not None:
+        token += peer.activity
     return token
 
 

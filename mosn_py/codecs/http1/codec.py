@@ -32,10 +32,11 @@ Decisions this codec makes (and the proxy relies on):
   (RFC 9112 §9.6). ``ConnectionEvent.CLOSED`` reports the peer's EOF.
 - **Tunnels** (Upgrade, RFC 9110 §7.8; CONNECT, §9.3.6): the request head has
   ``extra.upgrade=True`` and ``end_stream=False``; the SERVER codec then holds further
-  input until the proxy sends the response. A 101 (or 2xx to CONNECT) switches both
-  directions to tunnel mode: every byte is a ``DataFrame`` of that stream, EOF becomes
-  ``DataFrame(b"", end_stream=True)``; a sent ``end_stream`` is a half-close (``must_close``;
-  the codec keeps delivering what the peer still sends until its EOF).
+  input until the proxy sends the response (or calls ``refuse_upgrade``). A 101 (or 2xx
+  to CONNECT) switches both directions to tunnel mode: every byte is a ``DataFrame`` of
+  that stream, EOF becomes ``DataFrame(b"", end_stream=True)``; a sent ``end_stream`` is
+  a half-close (``must_close``; the codec keeps delivering what the peer still sends
+  until its EOF).
   Any other final response ends the request side with ``DataFrame(b"", end_stream=True)``
   and parsing resumes. CLIENT mirrors this: the upstream's 101/2xx head has
   ``end_stream=False`` and tunnel bytes follow; ``send()`` of tunnel data before that
@@ -184,6 +185,15 @@ class Http1Codec:
         if state is RxState.CLOSED:
             return ConnectionEvent.CLOSED
         return NEED_DATA
+
+    def refuse_upgrade(self, request_id: int) -> bool:
+        """SERVER: treat the Upgrade request ``request_id`` as a plain request from now on
+        (RFC 9110 §7.8 lets a server ignore Upgrade): its request side ends -- a
+        ``DataFrame(b"", end_stream=True)`` after any body -- and parsing of what follows
+        resumes at once; a 101 for it is refused by ``send()``. Returns False when the
+        stream is not an Upgrade waiting for its answer (CONNECT cannot be refused this way:
+        answer it instead)."""
+        return self._rx.refuse_upgrade(request_id)
 
     # --- sending -----------------------------------------------------------------------------
 

@@ -287,6 +287,24 @@ class Decoder(Framer):
         self._decide(exch, tunnel)
         self.pump()
 
+    def refuse_upgrade(self, request_id: int) -> bool:
+        """SERVER: the proxy will not tunnel this Upgrade request: it becomes a plain request
+        now, without waiting for the response. False if it is not a pending Upgrade."""
+        for exch in self.shared.exchanges:
+            if exch.id == request_id:
+                break
+        else:
+            return False
+        if not exch.upgrade or exch.tunnel:
+            return False
+        exch.upgrade = False
+        if self.state is _HOLD and self._exch is exch:
+            self._decide(exch, False)
+            self.pump()
+        else:
+            exch.refused = True  # its body is still arriving: decided at its end
+        return True
+
     def _decide(self, exch: Exchange, tunnel: bool) -> None:
         if tunnel:
             self.state = _TUNNEL

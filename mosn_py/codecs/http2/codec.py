@@ -135,7 +135,8 @@ class Http2Codec:
         self.role = role
         self.limits = limits
         self._server = role is Role.SERVER
-        values = wire.local_settings(limits.max_header_size, settings)
+        base: dict[int, int] = {SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams}
+        values = wire.local_settings(limits.max_header_size, {**base, **(settings or {})})
         self._h2 = ProxyH2Connection(client_side=not self._server, settings=values)
         self._h2.start()
         self._out = Outbox(self._h2)

@@ -63,6 +63,7 @@ from mosn_py.codecs.base import (
     ConnectionEvent,
     DataFrame,
     Frame,
+    HeaderList,
     ResetFrame,
     StreamType,
     TrailersFrame,
@@ -133,6 +134,10 @@ class Inbound:
             return
         headers = wire.to_header_list(raw)
         if self._server:
+            limit = self._limits.max_body_size
+            if limit and not ended and _declared_length(headers) > limit:
+                self._reject_head(sid, ended, 413)  # content-length over max_body_size
+                return
             st = self._out.open(sid)
             st.remote_ended = ended
             timeout = parse_grpc_timeout(headers.get("grpc-timeout"))
@@ -166,10 +171,14 @@ class Inbound:
             if st is not None:
                 self.reset(st, ErrorCodes.CANCEL, reason)
             return
-        # RFC 9113 §10.5.1 / RFC 6585 §5: 431, then RST_STREAM(NO_ERROR) if the request
-        # is still arriving (§8.1). The application never sees this stream.
+        # RFC 9113 §10.5.1 / RFC 6585 §5: 431.
+        self._reject_head(sid, ended, 431)
+
+    def _reject_head(self, sid: int, ended: bool, status: int) -> None:
+        """SERVER: answer ``status`` to a request the application never sees, then
+        RST_STREAM(NO_ERROR) if the request is still arriving (RFC 9113 §8.1)."""
         self.rejected_heads += 1
-        reply = status_reply(sid, 431)
+        reply = status_reply(sid, status)
         try:
             self._h2.send_headers(
                 sid, wire.encode_headers(reply.headers, wire.RESPONSE_HEAD), end_stream=True
@@ -269,3 +278,12 @@ class Inbound:
         except H2Error:
             pass  # already closed in h2
         self.events.append(ResetFrame(st.stream_id, int(code), "local: " + reason))
+
+
+def _declared_length(headers: HeaderList) -> int:
+    """The request's ``content-length`` (0 when absent or unreadable: h2 itself rejects a
+    malformed one and checks the DATA against it)."""
+    value = headers.get("content-length")
+    if value is None or not value.isdigit() or len(value) > 18:
+        return 0
+    return int(value)

@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from mosn_py.codecs.base import Frame, HeaderList, StreamType
 from mosn_py.errors import ProxyStatus
-from mosn_py.filters.network.http_heads import prepare_request, prepare_response
+from mosn_py.filters.network.http_heads import (
+    prepare_request,
+    prepare_response,
+    strip_hop_by_hop,
+)
 from mosn_py.router.http_routes import (
     apply_request_rewrites,
     apply_response_mutations,
@@ -85,6 +89,48 @@ def route_http(stream: Stream) -> tuple[Any, str] | None:
     h = apply_request_rewrites(vh, rule, h)
     stream.request = req.evolve(headers=h)
     return rule, cluster or ""
+
+
+def settle_upgrade(stream: Stream, cluster_protocol: str) -> bool:
+    """An HTTP/1.1 ``Upgrade``/``CONNECT`` request, once its cluster is known.
+
+    - ``Upgrade`` to an ``http1`` cluster (WebSocket...): passed on; a 101 makes the exchange
+      a tunnel (``Stream.on_upstream_response``).
+    - ``Upgrade: h2c``, or any ``Upgrade`` to a cluster that cannot switch protocols: the
+      upgrade is ignored (RFC 9110 §7.8) -- its fields are dropped and the request goes on
+      as a plain one, so the client gets the upstream's ordinary response.
+    - ``CONNECT`` to a non-``http1`` cluster: answered 501 here.
+
+    Returns False when the stream was answered.
+    """
+    req = stream.request
+    extra = req.extra
+    if extra is None or not getattr(extra, "upgrade", False):
+        return True
+    headers = req.headers
+    assert isinstance(headers, HeaderList)
+    if headers.get(":method") == "CONNECT":
+        if cluster_protocol == "http1":
+            return True
+        body = f"CONNECT is not proxied to a {cluster_protocol} cluster\n".encode()
+        stream._encode(whole_response(req, 501, body, [("content-type", "text/plain")]))
+        return False
+    tokens = {t.strip().lower() for t in headers.get("upgrade", "").split(",")}
+    if cluster_protocol == "http1" and "h2c" not in tokens:
+        return True
+    conn = stream.conn
+    refuse = getattr(conn.codec, "refuse_upgrade", None)
+    if refuse is None or not refuse(req.request_id):
+        return True
+    h = strip_hop_by_hop(headers)
+    if headers.get("content-length", "0").strip() in ("", "0"):
+        # No body: the request is whole now (the codec's end-of-request mark that follows
+        # is dropped by the stream).
+        stream.request = req.evolve(headers=h, end_stream=True)
+        stream.req_ended = True
+    else:
+        stream.request = req.evolve(headers=h)
+    return True
 
 
 def response_head(stream: Stream, frame: Frame) -> Frame:

@@ -38,7 +38,7 @@ from mosn_py.codecs.base import (
 )
 from mosn_py.errors import ProtocolError, ProxyStatus, ResetReason
 from mosn_py.filters.chain import HeadersStatus, Phase, StreamFilter
-from mosn_py.filters.network.http_route_step import response_head, route_http
+from mosn_py.filters.network.http_route_step import response_head, route_http, settle_upgrade
 from mosn_py.observability.log import log_event
 from mosn_py.server.connection import PAUSE_FLOW, PAUSE_PEER_SLOW, PAUSE_STREAMS, BaseConnection
 
@@ -69,7 +69,7 @@ class L7Connection(BaseConnection):
 
     __slots__ = (
         "ctx", "codec", "streams", "half_closed", "peer_addr", "peer_ip", "by_id", "serial",
-        "_held", "flow",
+        "_held", "flow", "_pumping",
     )
 
     def __init__(self, ctx: ListenerContext) -> None:
@@ -88,6 +88,7 @@ class L7Connection(BaseConnection):
         # by the codec's stream id (body, trailer and reset events are routed through it).
         self.by_id: dict[int, Stream] = {}
         self._held: Frame | None = None
+        self._pumping = False
 
     def _use_codec(self, codec_cls: Any) -> None:
         self.codec = codec_cls(Role.SERVER, limits=self.ctx.limits)
@@ -115,6 +116,8 @@ class L7Connection(BaseConnection):
     def _pump(self) -> None:
         """Pull events from the codec until it needs data (or we must stop pulling)."""
         codec = self.codec
+        outer = self._pumping
+        self._pumping = True
         try:
             while not self.closed and self._held is None:
                 ev = codec.next_event()
@@ -138,6 +141,8 @@ class L7Connection(BaseConnection):
                 self.write(codec.data_to_send())  # e.g. the GOAWAY naming the error
             self._on_codec_error(e)
             return
+        finally:
+            self._pumping = outer
         if self.flow:
             out = codec.data_to_send()
             if out:
@@ -236,6 +241,10 @@ class L7Connection(BaseConnection):
             if self._held is None and not self.ctx.draining:
                 self.resume(PAUSE_FLOW)
                 self._pump()
+        elif n == 0 and self.serial and not self._pumping and not self.closed:
+            # Sending the response may have released input the codec held (what followed
+            # an Upgrade request the upstream refused): decode it now, not on the next read.
+            self._pump()
 
     def _no_more_exchanges(self) -> bool:
         """Ping-pong codecs: the codec says the connection ends after the exchanges it has
@@ -285,6 +294,7 @@ class Stream:
         "req_buf",
         "req_ended",
         "resp_started",
+        "tunnel",
         "vhost",
     )
 
@@ -315,6 +325,7 @@ class Stream:
         self.req_buf: list[Any] | None = None
         self.req_ended = request.end_stream
         self.resp_started = False
+        self.tunnel = False  # a 101 (or 2xx to CONNECT) turned the exchange into a tunnel
 
     # --- decode path ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -390,6 +401,8 @@ class Stream:
             )
             return False
         self.cluster_obj = cluster
+        if ctx.http and not settle_upgrade(self, cluster.config.protocol):
+            return False
         if rule.retry is not None:
             self.retries_left = rule.retry.attempts
         if self.timer is None and self.request.stream_type is not StreamType.ONEWAY:
@@ -450,8 +463,8 @@ class Stream:
 
     # --- streaming request bodies ------------------------------------------------------------
     def on_downstream_data(self, df: DataFrame) -> None:
-        if self.done:
-            return
+        if self.done or self.req_ended:
+            return  # (req_ended: the end mark of an Upgrade request the proxy made plain)
         if df.end_stream:
             self.req_ended = True
         up = self.upstream
@@ -514,6 +527,13 @@ class Stream:
         else:
             # A streaming response: the body follows (on_upstream_data / _trailers).
             self.resp_started = True
+            if status == 101 or (status < 300 and self.request.headers.get(":method") == "CONNECT"):
+                # A tunnel: no response deadline any more; the listener's idle timeout
+                # closes it when neither side sends anything.
+                self.tunnel = True
+                if self.timer is not None:
+                    self.ctx.timers.cancel(self, self.timer)
+                    self.timer = None
             self.conn.by_id[self.request.request_id] = self
         self._encode(frame)
 
@@ -648,6 +668,13 @@ class Stream:
             try:
                 conn.write(conn.codec.send(frame, self.request.request_id))
             except ProtocolError as e:
+                if conn.flow:
+                    # A multiplexed connection: only this stream is affected -- typically
+                    # it was reset meanwhile (by the client, or by the codec answering a
+                    # limit itself), and its queued events say so. The others go on.
+                    log_event(log, logging.DEBUG, "response dropped", error=str(e))
+                    self._finish()
+                    return
                 log_event(log, logging.ERROR, "cannot encode response", error=str(e))
                 conn.close()
                 self._finish()

@@ -124,6 +124,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     port = int(sys.argv[1])
+    ThreadingHTTPServer.request_queue_size = 256  # the default 5 drops SYNs under a burst
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
     if "--tls" in sys.argv:

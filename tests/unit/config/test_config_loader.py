@@ -798,6 +798,32 @@ def test_cluster_tls_errors(pki: Pki, tmp_path: Path) -> None:
     )
 
 
+def test_http_limits() -> None:
+    data = edited("listeners.0.protocol", "http1")
+    data["listeners"][0]["route"] = "http_routes"
+    data["routes"].append({"name": "http_routes", "virtual_hosts": [
+        {"name": "all", "domains": ["*"], "rules": [{"match": {"prefix": "/"},
+                                                     "direct_response": {"status": 200}}]}]})
+    lst = data["listeners"][0]
+    lst.update(max_header_size="8KiB", max_header_count=50, max_body_size="1MiB",
+               max_concurrent_streams=10)
+    cfg = parse_config(data).listeners[0]
+    assert (cfg.max_header_size, cfg.max_header_count, cfg.max_body_size,
+            cfg.max_concurrent_streams) == (8192, 50, 1 << 20, 10)
+    lst.update(max_header_size="100B", max_header_count=0, max_body_size=-1,
+               max_concurrent_streams="x")
+    assert errors_of(data) == (
+        "listeners[0].max_header_size: must be from 1024 to 1048576 bytes, got '100B'",
+        "listeners[0].max_header_count: must be from 1 to 10000, got 0",
+        "listeners[0].max_body_size: negative size -1",
+        "listeners[0].max_concurrent_streams: expected an integer, got 'x'",
+    )
+    tcp = edited("listeners.1.max_body_size", "1KiB")
+    assert errors_of(tcp) == (
+        "listeners[1].max_body_size: applies to HTTP listeners only, not tcp",
+    )
+
+
 # ------------------------------------------------------------------- many mistakes at once
 
 
