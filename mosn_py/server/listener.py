@@ -15,7 +15,7 @@ from mosn_py.observability.access_log import AccessLog
 from mosn_py.observability.log import log_event
 from mosn_py.observability.stats import ListenerStats
 from mosn_py.router.routes import KEY_EXTRACTORS
-from mosn_py.server.connection import PAUSE_FLOW, BaseConnection, WriteBatcher
+from mosn_py.server.connection import BaseConnection, WriteBatcher
 from mosn_py.tls import ALPN_BY_PROTOCOL, server_context
 
 if TYPE_CHECKING:
@@ -195,17 +195,15 @@ class Listener:
             self._server = None
 
     def start_drain(self) -> None:
-        """Draining: L7 connections stop reading (no new request starts; Bolt has no GOAWAY,
-        so a client learns by the close), are closed as soon as nothing is in flight, and
-        TCP sessions run until they end or the drain timeout."""
+        """Draining: L7 connections take no new request (HTTP/2: GOAWAY; Bolt and HTTP/1.1
+        stop reading, the client learns by the close) and close as soon as nothing is in
+        flight (``L7Connection.drain``); TCP sessions run until they end or the drain
+        timeout."""
         self.ctx.draining = True
         for conn in list(self.ctx.conns):
-            streams = getattr(conn, "streams", None)
-            if streams is None:
-                continue  # a tcp session
-            conn.pause(PAUSE_FLOW)
-            if not streams:
-                conn.close()
+            drain = getattr(conn, "drain", None)
+            if drain is not None:  # a tcp session has none: it runs until it ends
+                drain()
 
     @property
     def in_flight(self) -> int:

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mosn_py.proxy")
 
+GOAWAY_GRACE = 1.0  # s between a drain's first (max id) GOAWAY and the final one
+_MAX_STREAM_ID = (1 << 31) - 1
 MAX_STREAMS_PER_CONNECTION = 2048  # stop reading a client with this many requests in flight
 
 _RETRY_REASONS = {
@@ -203,6 +205,50 @@ class L7Connection(BaseConnection):
         if not self.streams:
             self.close()
 
+    # --- graceful drain ----------------------------------------------------------------------
+    def drain(self) -> None:
+        """The listener is draining (SIGTERM): finish what is in flight, take nothing new.
+
+        HTTP/2 (RFC 9113 §6.8): GOAWAY with the largest stream id first -- streams already on
+        the wire still count -- then, one round trip later, GOAWAY naming the last stream
+        really taken; reading goes on, since streams in flight need the client's
+        WINDOW_UPDATEs and bodies. Other protocols stop reading (Bolt has no GOAWAY; an
+        HTTP/1.1 client learns from the close). Either way the connection closes once no
+        stream is left (``stream_done``), or at the drain timeout."""
+        if self.closed:
+            return
+        if self.codec is None:  # ``protocol: http`` still sniffing: nothing started
+            self.close()
+            return
+        if not self.flow:
+            self.pause(PAUSE_FLOW)
+            if not self.streams:
+                self.close()
+            return
+        if not self.streams:
+            self._final_goaway()
+            return
+        self.write(self.codec.goaway(_MAX_STREAM_ID))
+        self.ctx.batcher.flush()
+        self.ctx.loop.call_later(GOAWAY_GRACE, self._final_goaway_if_open)
+
+    def _final_goaway_if_open(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.write(self.codec.goaway())
+        except ProtocolError:
+            pass  # already said (a lower id): nothing to add
+        self.ctx.batcher.flush()
+
+    def _final_goaway(self) -> None:
+        """HTTP/2, nothing in flight: say which streams were taken, then close."""
+        try:
+            self.write(self.codec.goaway())
+        except ProtocolError:
+            pass
+        self.close()
+
     def on_write_paused(self) -> None:
         # The client is not reading its responses: stop taking its requests. What is in
         # flight is bounded by MAX_STREAMS_PER_CONNECTION. Streaming responses stop being
@@ -231,6 +277,9 @@ class L7Connection(BaseConnection):
         if n < MAX_STREAMS_PER_CONNECTION // 2:
             self.resume(PAUSE_STREAMS)
         if n == 0 and (self.half_closed or self.ctx.draining or self._no_more_exchanges()):
+            if self.flow and self.ctx.draining and not self.half_closed:
+                self._final_goaway()
+                return
             self.close()
             return
         held = self._held
