@@ -121,3 +121,5 @@ class StreamingUpstreamConnection(UpstreamConnection):
         out = codec.data_to_send()
         if out:
             self.write(out)
+        if not streams and codec.goaway_received and not self.closed:
+            self.close()  # out of the pool since the GOAWAY, and nothing left in flight

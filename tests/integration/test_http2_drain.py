@@ -8,11 +8,14 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.integration.conftest import free_port
 from tests.integration.test_http1_proxy import http_backend  # noqa: F401 (fixture)
 
 
@@ -54,3 +57,39 @@ def test_sigterm_sends_goaway_and_finishes_streams(proxy: Any, http_backend: Any
     assert out.index("last_stream_id=2147483647") < out.index(":status: 200"), out
     assert p.stop() == 0
     assert "drained" in p.log()
+
+
+def test_upstream_goaway_lets_streams_finish(proxy: Any, http_backend: Any) -> None:  # noqa: F811
+    """An HTTP/2 upstream that drains (here: a second mosn-py on SIGTERM) sends GOAWAY: the
+    request in flight on that connection still completes through the first proxy, and the
+    connection is not used for new requests."""
+    b = http_backend()
+    back_port = free_port()
+    back_cfg = config(b.address)
+    back_cfg["listeners"][0]["address"] = f"127.0.0.1:{back_port}"
+    back = proxy(back_cfg)
+    front_cfg = config(f"127.0.0.1:{back_port}")
+    front_cfg["listeners"][0]["protocol"] = "http1"
+    front_cfg["clusters"][0]["protocol"] = "http2"
+    front = proxy(front_cfg)
+    host, port = front.addr("web")
+    with httpx.Client(timeout=10) as c:
+        assert c.get(f"http://{host}:{port}/echo").status_code == 200  # the h2 connection is up
+        result: dict[str, Any] = {}
+
+        def slow() -> None:
+            r = c.get(f"http://{host}:{port}/slow/1.5")
+            result["status"], result["body"] = r.status_code, r.text
+
+        t = threading.Thread(target=slow)
+        t.start()
+        deadline = time.monotonic() + 10
+        while back.metric("mosn_listener_rq", listener="web") < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        back.proc.send_signal(signal.SIGTERM)
+        t.join(15)
+    assert result == {"status": 200, "body": "slow done"}
+    assert back.stop() == 0
+    with httpx.Client(timeout=10) as c:  # the back proxy is gone: a clean 503, no hang
+        assert c.get(f"http://{host}:{port}/echo").status_code == 503
