@@ -24,6 +24,7 @@ def register_builtin(reg: Registries) -> Registries:
     reg.codecs.register("bolt", BoltCodec)
     reg.codecs.register("http1", Http1Codec)
     reg.codecs.register("http2", Http2Codec)
+    reg.codecs.register("grpc", Http2Codec)  # gRPC is HTTP/2 (its replies by content-type)
     for lb in BUILTIN_LBS:
         reg.lb_policies.register(lb.name, lb)
     reg.stream_filters.register(FaultFilterFactory.name, FaultFilterFactory)

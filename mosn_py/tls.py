@@ -33,7 +33,11 @@ ALPN_BY_PROTOCOL: dict[str, list[str]] = {
 }
 
 # ALPN a cluster offers by protocol when its tls section does not say.
-CLUSTER_ALPN: dict[str, tuple[str, ...]] = {"http1": ("http/1.1",), "http2": ("h2",)}
+CLUSTER_ALPN: dict[str, tuple[str, ...]] = {
+    "http1": ("http/1.1",),
+    "http2": ("h2",),
+    "grpc": ("h2",),
+}
 
 
 class TlsSetupError(ValueError):

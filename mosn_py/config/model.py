@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Protocols a listener may speak / a cluster may speak. Later issues add to these tuples.
-LISTENER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2", "http")
-CLUSTER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2")
+LISTENER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2", "http", "grpc")
+CLUSTER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2", "grpc")
 CLUSTER_TYPES: tuple[str, ...] = ("static", "original_dst")
 LB_POLICIES: tuple[str, ...] = ("round_robin", "random", "least_request")
 RETRY_ON: tuple[str, ...] = ("connect-failure", "reset")

@@ -155,3 +155,17 @@ def test_http1_client_to_http2_upstream(proxy: Any, http_backend: Any, tmp_path:
     r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
                         f"http://{oh}:{op}/bytes/{5 << 20}"], capture_output=True, timeout=40)
     assert r.stdout == f"200 {5 << 20}".encode()
+
+
+def test_grpc_protocol_name(proxy: Any, grpc_server: Any) -> None:
+    """``protocol: grpc`` on listeners and clusters is HTTP/2 under its own name."""
+    g = grpc_server()
+    cfg = h2_config("grpc", [g.address])
+    cfg["listeners"][0]["protocol"] = "grpc"
+    p = proxy(cfg)
+    ch, pb = grpc_stubs(p)
+    hello = ch.unary_unary(SVC + "hello",
+                           request_serializer=pb.SampleServicePbRequest.SerializeToString,
+                           response_deserializer=pb.SampleServicePbResult.FromString)
+    assert hello(pb.SampleServicePbRequest(name="g", seq=1), timeout=10).result == "hello g"
+    ch.close()

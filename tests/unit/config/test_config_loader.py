@@ -355,7 +355,7 @@ SINGLE_ERRORS = [
     (
         "clusters.0.protocol",
         5,
-        "clusters[0].protocol: expected one of tcp, bolt, http1, http2, got 5",
+        "clusters[0].protocol: expected one of tcp, bolt, http1, http2, grpc, got 5",
     ),
     # --- missing keys
     ("listeners.0.name", DELETE, "listeners[0].name: missing required key"),
@@ -859,7 +859,7 @@ def test_bad_values_do_not_cascade() -> None:
     assert errors_of(data) == (
         (
             "clusters[0].protocol: unknown value 'bolt2' (did you mean 'bolt'?); expected one of "
-            "tcp, bolt, http1, http2"
+            "tcp, bolt, http1, http2, grpc"
         ),
         "clusters[1].name: expected a string, got 5",
     )
