@@ -32,7 +32,7 @@ def install_uvloop(required: bool = True) -> str:
             raise SystemExit("error: uvloop is not installed (pip install uvloop)") from None
         return "asyncio"
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return f"uvloop {uvloop.__version__}"
+    return f"uvloop {getattr(uvloop, '__version__', '?')}"
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -48,7 +48,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     """An unused TCP port on ``host`` (bound then released; tiny race accepted)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def ready_line(name: str, host: str, port: int) -> None:

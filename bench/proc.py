@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -150,7 +151,7 @@ def pinned(cmd: Sequence[str], cpus: str | int | None, nice: int = 0) -> list[st
 
 
 def start_pinned(cmd: Sequence[str], cpus: str | int | None, nice: int = 0,
-                 **popen_kwargs) -> subprocess.Popen:
+                 **popen_kwargs: Any) -> subprocess.Popen[bytes]:
     """Start ``cmd`` pinned to ``cpus`` (e.g. ``0`` or ``"1,3"``) and return the Popen."""
     return subprocess.Popen(pinned(cmd, cpus, nice), **popen_kwargs)
 
@@ -160,7 +161,7 @@ def affinity_of(pid: int) -> list[int]:
     return sorted(os.sched_getaffinity(pid))
 
 
-def stop_process(p: subprocess.Popen, grace: float = 3.0) -> int | None:
+def stop_process(p: subprocess.Popen[bytes], grace: float = 3.0) -> int | None:
     """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; return the exit code.
 
     Live descendants seen before the SIGTERM that are still alive afterwards are
@@ -226,3 +227,63 @@ def system_cpu() -> SystemCpu:
             irq[name] = v[5] + v[6]
             steal[name] = v[7]
     return SystemCpu(task, irq, steal)
+
+
+# -- CPU of the processes outside the benchmark ------------------------------------------------
+
+PF_KTHREAD = 0x00200000  # stat field 9 (flags): a kernel thread
+
+
+def outside_cpu(root: int) -> dict[tuple[int, int], float]:
+    """CPU seconds so far of every user-space process that is not ``root`` or below it.
+
+    Keys are (pid, start time), so a reused PID is a new process; values are utime +
+    stime + cutime + cstime (children a process reaped are in its own numbers). Kernel
+    threads are left out. The difference of two samples (``outside_delta``) is the CPU
+    other work used in between.
+
+    Why not ``/proc/stat`` minus the benchmark's processes: with tick-based accounting
+    (CONFIG_TICK_CPU_ACCOUNTING, no IRQ_TIME_ACCOUNTING) a tick that lands in softirq is
+    booked as ``softirq`` in /proc/stat but as ``stime`` of the interrupted task, so on
+    loopback, where every send runs the receiver's input path in softirq, the benchmark's
+    own processes show more system time than /proc/stat does and the difference hides
+    other processes' work.
+    """
+    stats: dict[int, list[str]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stats[int(name)] = _stat_fields(int(name))
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    kids: dict[int, list[int]] = {}
+    for pid, f in stats.items():
+        kids.setdefault(int(f[1]), []).append(pid)
+    ours = {root}
+    todo = [root]
+    while todo:
+        for child in kids.get(todo.pop(), ()):
+            ours.add(child)
+            todo.append(child)
+    out: dict[tuple[int, int], float] = {}
+    for pid, f in stats.items():
+        if pid in ours or int(f[6]) & PF_KTHREAD:
+            continue
+        # stat(5): 14-17 utime stime cutime cstime, 22 starttime -> indexes 11..14, 19
+        out[(pid, int(f[19]))] = sum(int(x) for x in f[11:15]) / CLK_TCK
+    return out
+
+
+def outside_delta(before: dict[tuple[int, int], float],
+                  after: dict[tuple[int, int], float]) -> float:
+    """CPU seconds used between two ``outside_cpu`` samples.
+
+    A process that started in between counts whole. One that exited in between reaches
+    the total through the parent that reaped it (cutime/cstime grow by the child's whole
+    life), so what it had used before the first sample is taken off again. Children
+    reaped by nobody (SIGCHLD ignored) are not in any parent's numbers: they are missed.
+    """
+    grown = sum(v - before.get(k, 0.0) for k, v in after.items())
+    gone = sum(v for k, v in before.items() if k not in after)
+    return max(0.0, grown - gone)

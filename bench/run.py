@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark orchestrator: direct vs mosn-py vs haproxy, printed as markdown tables.
+"""Benchmark orchestrator: direct vs mosn-py vs peer proxies, printed as markdown tables.
 
 Scenarios
   bolt       Bolt v1 load (bolt_load.py) against bolt_backend.py. Paths: direct,
@@ -7,9 +7,14 @@ Scenarios
   tcp-small  64-byte ping-pong (tcp_load.py small) against tcp_echo.py.
              Paths: direct, mosn-py tcp listener, haproxy.
   tcp-bulk   stream through the echo and read it back (tcp_load.py bulk): MB/s.
+  http1      wrk, HTTP/1.1 keep-alive GETs, against an nginx backend answering 200.
+             Paths: direct, mosn-py http1 listener, haproxy (mode http), nginx (proxy_pass).
+  h2         h2load, h2c with prior knowledge, many streams per connection, against the
+             nginx backend over h2c. Paths: direct, mosn-py http2 listener, haproxy
+             (mode http, proto h2), nghttpx.
 
-Pinning: the proxy under test (mosn-py or haproxy) runs on CPU --proxy-cpu (0), the load
-generator, the backend and this orchestrator on CPU --load-cpu (1), all with ``taskset -c``.
+Pinning: the proxy under test runs on CPU --proxy-cpu (0), the load generator, the backend
+and this orchestrator on CPU --load-cpu (1), all with ``taskset -c``.
 
 Per path the orchestrator starts the proxy, waits for its port, runs a short warm-up load,
 then samples the proxy's CPU seconds (/proc/PID/stat, whole process tree), runs the
@@ -17,6 +22,7 @@ measured load, samples again, stops the proxy. Ratios are computed within the sa
 
   .venv/bin/python bench/run.py                       # all scenarios, ~5 s per path
   .venv/bin/python bench/run.py --scenarios bolt --paths direct,haproxy
+  .venv/bin/python bench/run.py --scenarios http1,h2 --mosn-py .venv/bin/mosn-py
   .venv/bin/python bench/run.py --mosn-py .venv/bin/mosn-py --json-out r.json
 """
 
@@ -37,18 +43,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+import http_load  # noqa: E402
+import http_peers  # noqa: E402
 import proc  # noqa: E402
 from common import free_port  # noqa: E402
+from report import HTTP_SCENARIOS, add_ratios, median_rows, report  # noqa: E402
 
 HOST = "127.0.0.1"
-SCENARIOS = ("bolt", "tcp-small", "tcp-bulk")
+SCENARIOS = ("bolt", "tcp-small", "tcp-bulk", "http1", "h2")
+PATHS = ("direct", "mosn-py", "mosn-py-bolt", "mosn-py-tcp", "haproxy", "nginx", "nghttpx")
+DEFAULT_PATHS = "direct,mosn-py,haproxy,nginx,nghttpx"
 HAPROXY_HINT = "haproxy is not installed: apt-get install -y haproxy  (Debian/Ubuntu)"
+# h2: the unmeasured probe that tells how many requests (-n) fill the warm-up and the run
+H2_PROBE_REQUESTS = 2000
+
+Row = dict[str, Any]
+Popen = subprocess.Popen[bytes]
 
 
 class PathFailed(Exception):
@@ -59,12 +77,12 @@ class PathFailed(Exception):
 class Ctx:
     args: argparse.Namespace
     tmp: str
-    procs: list[subprocess.Popen] = field(default_factory=list)
+    procs: list[Popen] = field(default_factory=list)
     log_paths: dict[int, str] = field(default_factory=dict)
 
     @property
     def python(self) -> str:
-        return self.args.python
+        return str(self.args.python)
 
     def log(self, msg: str) -> None:
         if not self.args.quiet:
@@ -75,7 +93,7 @@ class Ctx:
 
 
 def start_service(ctx: Ctx, name: str, cmd: list[str], cpus: int | None,
-                  env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen:
+                  env: dict[str, str] | None = None, cwd: str | None = None) -> Popen:
     log_path = os.path.join(ctx.tmp, f"{name}.log")
     with open(log_path, "ab") as logf:  # the child keeps its own copy of the descriptor
         try:
@@ -89,7 +107,7 @@ def start_service(ctx: Ctx, name: str, cmd: list[str], cpus: int | None,
     return p
 
 
-def stop(ctx: Ctx, p: subprocess.Popen | None) -> None:
+def stop(ctx: Ctx, p: Popen | None) -> None:
     if p is None:
         return
     proc.stop_process(p)
@@ -106,7 +124,7 @@ def stop_all(ctx: Ctx) -> None:
     ctx.procs.clear()
 
 
-def log_tail(ctx: Ctx, p: subprocess.Popen, lines: int = 15) -> str:
+def log_tail(ctx: Ctx, p: Popen, lines: int = 15) -> str:
     path = ctx.log_paths.get(p.pid)
     if not path or not os.path.exists(path):
         return "(no output)"
@@ -115,14 +133,19 @@ def log_tail(ctx: Ctx, p: subprocess.Popen, lines: int = 15) -> str:
     return "\n".join("    " + ln for ln in text.splitlines()[-lines:]) or "    (no output)"
 
 
-def wait_port(ctx: Ctx, p: subprocess.Popen, name: str, port: int, timeout: float) -> None:
+def _cmdline(p: Popen) -> str:
+    args = p.args
+    return shlex.join(args) if isinstance(args, list) else str(args)
+
+
+def wait_port(ctx: Ctx, p: Popen, name: str, port: int, timeout: float) -> None:
     """Wait until ``port`` accepts a connection; fail early if the process exits."""
     deadline = time.monotonic() + timeout
     while True:
         rc = p.poll()
         if rc is not None:
             raise PathFailed(f"{name} exited with code {rc} before listening on {HOST}:{port}."
-                             f"\n  command: {shlex.join(p.args)}\n  output:\n{log_tail(ctx, p)}")
+                             f"\n  command: {_cmdline(p)}\n  output:\n{log_tail(ctx, p)}")
         try:
             with socket.create_connection((HOST, port), timeout=0.2):
                 return
@@ -130,14 +153,26 @@ def wait_port(ctx: Ctx, p: subprocess.Popen, name: str, port: int, timeout: floa
             pass
         if time.monotonic() > deadline:
             raise PathFailed(f"{name} did not listen on {HOST}:{port} within {timeout:.0f} s."
-                             f"\n  command: {shlex.join(p.args)}\n  output:\n{log_tail(ctx, p)}")
+                             f"\n  command: {_cmdline(p)}\n  output:\n{log_tail(ctx, p)}")
         time.sleep(0.05)
 
 
-def run_tool(ctx: Ctx, cmd: list[str], bound: float) -> dict:
-    """Run a load tool pinned to the load CPU and return its JSON result."""
-    p = proc.start_pinned(cmd, ctx.args.load_cpu, ctx.args.nice, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+Parser = Callable[[str], Row]
+
+
+def run_tool(ctx: Ctx, cmd: list[str], bound: float, parse: Parser | None = None) -> Row:
+    """Run a load tool pinned to the load CPU and return its result.
+
+    Without ``parse`` the tool's last stdout line is its JSON result (our Python tools);
+    with it, ``parse(stdout)`` reads the output of a foreign tool (wrk, h2load). A result
+    without ``load_cpu_s`` gets the tool's CPU seconds from ``getrusage(RUSAGE_CHILDREN)``.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        p = proc.start_pinned(cmd, ctx.args.load_cpu, ctx.args.nice, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise PathFailed(f"cannot execute the load tool {cmd[0]!r}: {exc}") from None
     ctx.procs.append(p)
     try:
         out, err = p.communicate(timeout=bound)
@@ -150,32 +185,80 @@ def run_tool(ctx: Ctx, cmd: list[str], bound: float) -> dict:
     finally:
         if p in ctx.procs:
             ctx.procs.remove(p)
-    lines = out.decode().strip().splitlines()
-    try:
-        res = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        raise PathFailed(f"load tool gave no JSON (exit {p.returncode}): "
-                         f"{err.decode().strip()[-800:]}") from None
-    if "error" in res:
-        raise PathFailed(f"load tool: {res['error']}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stdout = out.decode("utf-8", "replace")
+    res: Row
+    if parse is not None:
+        try:
+            res = parse(stdout)
+        except http_load.LoadOutputError as exc:
+            raise PathFailed(f"{exc} (exit {p.returncode}): "
+                             f"{(err.decode('utf-8', 'replace') or stdout).strip()[-800:]}"
+                             ) from None
+    else:
+        lines = stdout.strip().splitlines()
+        try:
+            res = json.loads(lines[-1])
+        except (IndexError, json.JSONDecodeError):
+            raise PathFailed(f"load tool gave no JSON (exit {p.returncode}): "
+                             f"{err.decode().strip()[-800:]}") from None
+        if "error" in res:
+            raise PathFailed(f"load tool: {res['error']}")
+    res.setdefault("load_cpu_s", round(after.ru_utime + after.ru_stime
+                                       - before.ru_utime - before.ru_stime, 3))
     return res
 
 
-def load_cmd(ctx: Ctx, scenario: str, port: int, duration: float) -> tuple[list[str], float]:
+def load_cmd(ctx: Ctx, scenario: str, port: int, duration: float,
+             requests: int | None = None) -> tuple[list[str], float, Parser | None]:
+    """The load tool's command line, its time bound and its output parser.
+
+    ``requests`` is the count bound; by default ``--requests``. wrk has no count option, so
+    http1 is bounded by ``duration`` (wrk's ``-d``) and the subprocess timeout.
+    """
     a = ctx.args
+    n = a.requests if requests is None else requests
+    bound = duration + a.timeout + 30.0
+    parse: Parser | None = None
     if scenario == "bolt":
         cmd = [ctx.python, os.path.join(HERE, "bolt_load.py"), "--port", str(port),
-               "-c", str(a.connections), "-m", str(a.inflight), "-n", str(a.requests),
+               "-c", str(a.connections), "-m", str(a.inflight), "-n", str(n),
                "-d", str(duration), "--timeout", str(a.timeout)]
     elif scenario == "tcp-small":
         cmd = [ctx.python, os.path.join(HERE, "tcp_load.py"), "--port", str(port), "small",
                "-c", str(a.connections), "-s", str(a.msg_size), "-m", "1",
-               "-n", str(a.requests), "-d", str(duration), "--timeout", str(a.timeout)]
-    else:
+               "-n", str(n), "-d", str(duration), "--timeout", str(a.timeout)]
+    elif scenario == "tcp-bulk":
         cmd = [ctx.python, os.path.join(HERE, "tcp_load.py"), "--port", str(port), "bulk",
                "-c", str(a.bulk_connections), "--mb", str(a.bulk_mb), "-d", str(duration),
                "--timeout", str(a.timeout)]
-    return cmd, duration + a.timeout + 30.0
+    elif scenario == "http1":
+        exe = shutil.which("wrk")
+        if not exe:
+            raise PathFailed(http_load.WRK_HINT)
+        cmd = http_load.wrk_command(exe, port, connections=a.http_connections,
+                                    seconds=duration, timeout=a.timeout)
+        bound = math.ceil(duration) + math.ceil(a.timeout) + 30.0
+        parse = http_load.parse_wrk
+    else:
+        exe = shutil.which("h2load")
+        if not exe:
+            raise PathFailed(http_load.H2LOAD_HINT)
+        log_file = os.path.join(ctx.tmp, "h2load-requests.log")
+        cmd = http_load.h2load_command(exe, port, clients=a.h2_clients, streams=a.h2_streams,
+                                       requests=n, log_file=log_file)
+        # -n was sized for ``duration`` from a measured rate; allow for a slower spell
+        bound = 3 * duration + a.timeout + 30.0
+
+        def parse_h2(stdout: str) -> Row:
+            try:
+                return http_load.parse_h2load(stdout, log_file)
+            finally:
+                if os.path.exists(log_file):
+                    os.unlink(log_file)
+
+        parse = parse_h2
+    return cmd, bound, parse
 
 
 # -- proxies ---------------------------------------------------------------------------------
@@ -216,7 +299,7 @@ def mosn_command(ctx: Ctx, config: str) -> tuple[list[str], dict[str, str]]:
     return [*base, "run", "-c", config, *shlex.split(a.mosn_py_args or "")], env
 
 
-def start_mosn(ctx: Ctx, name: str, config: str, listen_port: int) -> subprocess.Popen:
+def start_mosn(ctx: Ctx, name: str, config: str, listen_port: int) -> Popen:
     cmd, env = mosn_command(ctx, config)
     p = start_service(ctx, name, cmd, ctx.args.proxy_cpu, env=env, cwd=REPO)
     try:
@@ -253,40 +336,76 @@ backend be
     return path
 
 
-def start_haproxy(ctx: Ctx, name: str, listen_port: int, backend_port: int) -> subprocess.Popen:
+def start_haproxy(ctx: Ctx, name: str, scenario: str, listen_port: int,
+                  backend_port: int) -> Popen:
+    """haproxy on the proxy CPU: ``mode tcp`` for bolt/tcp, ``mode http`` for http1/h2."""
     exe = shutil.which("haproxy")
     if not exe:
         raise PathFailed(HAPROXY_HINT)
-    cfg = haproxy_config(ctx, name, listen_port, backend_port)
-    p = start_service(ctx, name, [exe, "-f", cfg, "-db"], ctx.args.proxy_cpu)
+    if scenario in HTTP_SCENARIOS:
+        cfg = http_peers.haproxy_http_config(os.path.join(ctx.tmp, f"{name}.cfg"), listen_port,
+                                             backend_port, h2=scenario == "h2")
+    else:
+        cfg = haproxy_config(ctx, name, listen_port, backend_port)
+    return start_peer(ctx, "haproxy", name, [exe, "-f", cfg, "-db"], listen_port,
+                      ctx.args.proxy_cpu)
+
+
+def start_peer(ctx: Ctx, what: str, name: str, cmd: list[str], port: int,
+               cpus: int) -> Popen:
+    """Start a peer process pinned to ``cpus`` and wait until ``port`` accepts."""
+    p = start_service(ctx, name, cmd, cpus)
     try:
-        wait_port(ctx, p, "haproxy", listen_port, ctx.args.start_timeout)
+        wait_port(ctx, p, what, port, ctx.args.start_timeout)
     except PathFailed:
         stop(ctx, p)
         raise
     return p
 
 
+def start_nginx(ctx: Ctx, name: str, port: int, cpus: int, *,
+                backend_port: int | None = None, h2: bool = False) -> Popen:
+    """nginx in the foreground with its own prefix dir: the HTTP backend when
+    ``backend_port`` is None, else an HTTP/1.1 reverse proxy to that port."""
+    exe = shutil.which("nginx")
+    if not exe:
+        raise PathFailed(http_peers.NGINX_HINT)
+    prefix = os.path.join(ctx.tmp, name)
+    if backend_port is None:
+        cfg = http_peers.nginx_backend_config(prefix, port, h2=h2)
+    else:
+        cfg = http_peers.nginx_proxy_config(prefix, port, backend_port)
+    return start_peer(ctx, "nginx", name, http_peers.nginx_command(exe, prefix, cfg), port,
+                      cpus)
+
+
+def start_nghttpx(ctx: Ctx, name: str, port: int, backend_port: int) -> Popen:
+    exe = shutil.which("nghttpx")
+    if not exe:
+        raise PathFailed(http_peers.NGHTTPX_HINT)
+    conf = http_peers.nghttpx_empty_conf(os.path.join(ctx.tmp, f"{name}.conf"))
+    return start_peer(ctx, "nghttpx", name,
+                      http_peers.nghttpx_command(exe, conf, port, backend_port), port,
+                      ctx.args.proxy_cpu)
+
+
 # -- measuring -------------------------------------------------------------------------------
 
 
-def wait_quiet(ctx: Ctx, ours: list[subprocess.Popen]) -> None:
-    """Wait (at most --wait-quiet seconds) until processes outside the benchmark use less
-    than 20 % of one CPU over a 0.5 s window; the machine may be shared."""
+def wait_quiet(ctx: Ctx) -> None:
+    """Wait (at most --wait-quiet seconds) until processes outside the benchmark (outside
+    this orchestrator's process tree) use less than 20 % of one CPU over a 0.5 s window;
+    the machine may be shared."""
     limit = ctx.args.wait_quiet
     if limit <= 0:
         return
     deadline = time.monotonic() + limit
     told = False
+    me = os.getpid()
     while True:
-        s0 = proc.system_cpu()
-        c0 = sum(proc.tree_cpu_seconds(p.pid) for p in ours)
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        o0 = proc.outside_cpu(me)
         time.sleep(0.5)
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        c1 = sum(proc.tree_cpu_seconds(p.pid) for p in ours)
-        other = (proc.system_cpu().delta(s0).task["cpu"] - (c1 - c0)
-                 - (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime))
+        other = proc.outside_delta(o0, proc.outside_cpu(me))
         if other < 0.1:
             return
         if time.monotonic() > deadline:
@@ -299,50 +418,80 @@ def wait_quiet(ctx: Ctx, ours: list[subprocess.Popen]) -> None:
             told = True
 
 
-def measure(ctx: Ctx, scenario: str, path: str, port: int,
-            proxy_p: subprocess.Popen | None, backend_p: subprocess.Popen) -> dict:
+def _check_warm(path: str, warm: Row) -> None:
+    if not warm.get("completed", warm.get("received_bytes", 0)):
+        raise PathFailed(f"warm-up through {path} got no successful response: "
+                         + json.dumps({k: warm.get(k) for k in (
+                             "sent", "errors", "statuses", "timeouts", "lost",
+                             "protocol_errors", "sent_bytes", "received_bytes", "non_2xx",
+                             "socket_errors", "socket_error_detail", "h2load_counts")
+                             if k in warm}))
+
+
+def warm_up(ctx: Ctx, scenario: str, path: str, port: int) -> int | None:
+    """Run the unmeasured load; return the request count for the measured h2 run.
+
+    h2load is bounded by a request count only, so for h2 a short probe measures the rate
+    first, the warm-up lasts about --warmup seconds at that rate, and the measured run gets
+    as many requests as the warm-up's rate fills in --duration (at most --requests).
+    """
     a = ctx.args
+    if scenario == "h2":
+        cmd, bound, parse = load_cmd(ctx, scenario, port, a.warmup,
+                                     min(H2_PROBE_REQUESTS, a.requests))
+        warm = run_tool(ctx, cmd, bound, parse)
+        _check_warm(path, warm)
+        if a.warmup > 0:
+            n = http_load.requests_for(warm["rps"], a.warmup, a.requests)
+            cmd, bound, parse = load_cmd(ctx, scenario, port, a.warmup, n)
+            warm = run_tool(ctx, cmd, bound, parse)
+            _check_warm(path, warm)
+        return http_load.requests_for(warm["rps"], a.duration, a.requests)
     if a.warmup > 0:
-        cmd, bound = load_cmd(ctx, scenario, port, a.warmup)
-        warm = run_tool(ctx, cmd, bound)
-        ok = warm.get("completed", warm.get("received_bytes", 0))
-        if not ok:
-            raise PathFailed(f"warm-up through {path} got no successful response: "
-                             + json.dumps({k: warm.get(k) for k in (
-                                 "sent", "errors", "statuses", "timeouts", "lost",
-                                 "protocol_errors", "sent_bytes", "received_bytes")
-                                 if k in warm}))
-    wait_quiet(ctx, [p for p in (proxy_p, backend_p) if p is not None])
-    cmd, bound = load_cmd(ctx, scenario, port, a.duration)
+        cmd, bound, parse = load_cmd(ctx, scenario, port, a.warmup)
+        _check_warm(path, run_tool(ctx, cmd, bound, parse))
+    return None
+
+
+def measure(ctx: Ctx, scenario: str, path: str, port: int,
+            proxy_p: Popen | None, backend_p: Popen) -> Row:
+    a = ctx.args
+    requests = warm_up(ctx, scenario, path, port)
+    wait_quiet(ctx)
+    cmd, bound, parse = load_cmd(ctx, scenario, port, a.duration, requests)
     px0 = proc.tree_cpu_split(proxy_p.pid) if proxy_p else None
     b0 = proc.tree_cpu_seconds(backend_p.pid)
     sys0 = proc.system_cpu()
+    out0 = proc.outside_cpu(os.getpid())
     ru_kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     ru_self0 = resource.getrusage(resource.RUSAGE_SELF)
     w0 = time.monotonic()
-    res = run_tool(ctx, cmd, bound)
+    res = run_tool(ctx, cmd, bound, parse)
     wall = time.monotonic() - w0
     ru_kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     ru_self1 = resource.getrusage(resource.RUSAGE_SELF)
     sysd = proc.system_cpu().delta(sys0)
+    other = proc.outside_delta(out0, proc.outside_cpu(os.getpid()))
     if proxy_p is not None and proxy_p.poll() is not None:
         raise PathFailed(f"{path}: the proxy exited (code {proxy_p.returncode}) during the run"
                          f"\n{log_tail(ctx, proxy_p)}")
     px1 = proc.tree_cpu_split(proxy_p.pid) if proxy_p else None
     b1 = proc.tree_cpu_seconds(backend_p.pid)
-    elapsed = res["elapsed_s"]
+    elapsed = res["elapsed_s"] or 1e-9
     # the load process was reaped inside the window: its whole CPU (start-up included)
     load_total = ((ru_kids1.ru_utime + ru_kids1.ru_stime)
                   - (ru_kids0.ru_utime + ru_kids0.ru_stime))
     me = (ru_self1.ru_utime + ru_self1.ru_stime) - (ru_self0.ru_utime + ru_self0.ru_stime)
-    px_user = (px1[0] - px0[0]) if proxy_p else 0.0
-    px_sys = (px1[1] - px0[1]) if proxy_p else 0.0
+    px_user = (px1[0] - px0[0]) if px1 and px0 else 0.0
+    px_sys = (px1[1] - px0[1]) if px1 and px0 else 0.0
     ours = load_total + me + (b1 - b0) + px_user + px_sys
-    row = {"path": path, "load": res, "wall_s": round(wall, 3),
+    row: Row = {"path": path, "load": res, "wall_s": round(wall, 3),
            "backend_cpu_s": round(b1 - b0, 3),
            "load_core_util": round((res["load_cpu_s"] + (b1 - b0)) / elapsed, 2),
            # CPU used during the window by processes that are not part of the benchmark
-           "other_cpu_s": round(max(0.0, sysd.task["cpu"] - ours), 2),
+           "other_cpu_s": round(other, 2),
+           # the older estimate, /proc/stat minus ours: blind to softirq ticks (proc.py)
+           "other_cpu_s_stat": round(max(0.0, sysd.task["cpu"] - ours), 2),
            "softirq_s": round(sysd.softirq["cpu"], 2),
            "steal_s": round(sysd.steal["cpu"], 2)}
     if proxy_p is not None:
@@ -361,24 +510,37 @@ def measure(ctx: Ctx, scenario: str, path: str, port: int,
     else:
         row.update(rps=res["rps"], p50_ms=res["p50_ms"], p99_ms=res["p99_ms"],
                    completed=res["completed"], errors=res["errors"])
+        if scenario in HTTP_SCENARIOS:
+            row.update(non_2xx=res["non_2xx"], socket_errors=res["socket_errors"],
+                       error_detail=http_load.error_detail(res))
         if proxy_p is not None:
             row["req_per_proxy_cpu_s"] = round(res["completed"] / cpu, 1) if cpu > 0 else None
     return row
 
 
 def run_path(ctx: Ctx, scenario: str, path: str, backend_port: int,
-             backend_p: subprocess.Popen) -> dict:
+             backend_p: Popen) -> Row:
     ctx.log(f"{scenario}: {path} ...")
-    proxy_p = None
+    proxy_p: Popen | None = None
     tag = f"{scenario}-{path}".replace(" ", "_").replace("(", "").replace(")", "")
     try:
         if path == "direct":
             port = backend_port
         elif path == "haproxy":
             port = free_port()
-            proxy_p = start_haproxy(ctx, tag, port, backend_port)
+            proxy_p = start_haproxy(ctx, tag, scenario, port, backend_port)
+        elif path == "nginx":
+            port = free_port()
+            proxy_p = start_nginx(ctx, tag, port, ctx.args.proxy_cpu, backend_port=backend_port)
+        elif path == "nghttpx":
+            port = free_port()
+            proxy_p = start_nghttpx(ctx, tag, port, backend_port)
         elif path.startswith("mosn-py"):
-            if scenario == "bolt":
+            if scenario in HTTP_SCENARIOS:
+                port = free_port()
+                cfg = http_peers.mosn_http_config(os.path.join(ctx.tmp, f"{tag}.yaml"), port,
+                                                  backend_port, h2=scenario == "h2")
+            elif scenario == "bolt":
                 # One config with both listeners (the schema's example); the bolt path loads
                 # bolt_in (L7: decode, route, re-encode), the tcp path loads tcp_in (relay).
                 bolt_port, tcp_port = free_port(), free_port()
@@ -399,43 +561,65 @@ def run_path(ctx: Ctx, scenario: str, path: str, backend_port: int,
     finally:
         stop(ctx, proxy_p)
     ctx.log(f"{scenario}: {path} done: " + ", ".join(
-        f"{k}={row[k]}" for k in ("rps", "mb_per_s", "p99_ms", "errors", "proxy_cpu_s")
-        if k in row))
+        f"{k}={row[k]}" for k in ("rps", "mb_per_s", "p99_ms", "errors", "proxy_cpu_s",
+                                  "req_per_proxy_cpu_s", "other_cpu_s") if k in row))
     return row
 
 
 def scenario_paths(scenario: str, wanted: list[str]) -> list[str]:
+    """The paths of ``scenario`` among the --paths asked for, in their order."""
+    http = scenario in HTTP_SCENARIOS
     out = []
     for w in wanted:
-        if w == "direct":
-            out.append("direct")
+        if w in ("direct", "haproxy"):
+            out.append(w)
         elif w == "mosn-py":
-            out += ["mosn-py (bolt)", "mosn-py (tcp)"] if scenario == "bolt" else ["mosn-py (tcp)"]
+            if http:
+                out.append(f"mosn-py ({scenario})")
+            else:
+                out += (["mosn-py (bolt)", "mosn-py (tcp)"] if scenario == "bolt"
+                        else ["mosn-py (tcp)"])
         elif w == "mosn-py-bolt" and scenario == "bolt":
             out.append("mosn-py (bolt)")
-        elif w == "mosn-py-tcp":
+        elif w == "mosn-py-tcp" and not http:
             out.append("mosn-py (tcp)")
-        elif w == "haproxy":
-            out.append("haproxy")
+        elif (w == "nginx" and scenario == "http1") or (w == "nghttpx" and scenario == "h2"):
+            out.append(w)
     return out
 
 
-def run_scenario(ctx: Ctx, scenario: str) -> dict:
-    backend_port = free_port()
+def start_backend(ctx: Ctx, scenario: str, port: int) -> tuple[str, Popen]:
+    """The scenario's backend, pinned to the load CPU, listening on ``port``."""
+    if scenario in HTTP_SCENARIOS:
+        name = "nginx_backend"
+        return name, start_nginx(ctx, f"{scenario}-{name}", port, ctx.args.load_cpu,
+                                 h2=scenario == "h2")
     if scenario == "bolt":
-        cmd = [ctx.python, os.path.join(HERE, "bolt_backend.py"), "--port", str(backend_port)]
+        cmd = [ctx.python, os.path.join(HERE, "bolt_backend.py"), "--port", str(port)]
         name = "bolt_backend"
     else:
-        cmd = [ctx.python, os.path.join(HERE, "tcp_echo.py"), "--port", str(backend_port)]
+        cmd = [ctx.python, os.path.join(HERE, "tcp_echo.py"), "--port", str(port)]
         name = "tcp_echo"
-    backend_p = start_service(ctx, f"{scenario}-{name}", cmd, ctx.args.load_cpu)
-    rounds: list[list[dict]] = []
+    p = start_service(ctx, f"{scenario}-{name}", cmd, ctx.args.load_cpu)
     try:
-        wait_port(ctx, backend_p, name, backend_port, 10.0)
+        wait_port(ctx, p, name, port, 10.0)
+    except PathFailed:
+        stop(ctx, p)
+        raise
+    return name, p
+
+
+def run_scenario(ctx: Ctx, scenario: str) -> Row:
+    backend_port = free_port()
+    rounds: list[list[Row]] = []
+    name = "backend"
+    backend_p: Popen | None = None
+    try:
+        name, backend_p = start_backend(ctx, scenario, backend_port)
         # Paths take turns, round after round (A B C A B C ...), so a slow spell of the
         # machine hits every path alike; the table shows each path's median over rounds.
         for _rnd in range(ctx.args.rounds):
-            rows: list[dict] = []
+            rows: list[Row] = []
             rounds.append(rows)
             for path in scenario_paths(scenario, ctx.args.paths):
                 rows.append(run_path(ctx, scenario, path, backend_port, backend_p))
@@ -453,132 +637,21 @@ def run_scenario(ctx: Ctx, scenario: str) -> dict:
     return {"scenario": scenario, "backend": name, "rows": rows, "rounds": len(rounds)}
 
 
-def median_rows(rounds: list[list[dict]]) -> list[dict]:
-    """One row per path: the median of every numeric field over the rounds (a path that
-    failed in any round keeps that round's error row)."""
-    order: list[str] = []
-    by_path: dict[str, list[dict]] = {}
-    for rows in rounds:
-        for r in rows:
-            if r["path"] not in by_path:
-                order.append(r["path"])
-            by_path.setdefault(r["path"], []).append(r)
-    out = []
-    for path in order:
-        runs = by_path[path]
-        failed = [r for r in runs if "error" in r]
-        if failed:
-            out.append(failed[0])
-            continue
-        merged = dict(runs[len(runs) // 2])
-        for k, v in runs[0].items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                vals = sorted(r[k] for r in runs if isinstance(r.get(k), (int, float)))
-                if vals:
-                    merged[k] = vals[len(vals) // 2]
-        merged["rounds"] = len(runs)
-        out.append(merged)
-    return out
+def _version(cmd: list[str]) -> str | None:
+    """First line a tool prints about its version (stdout or stderr), or None."""
+    exe = shutil.which(cmd[0])
+    if not exe:
+        return None
+    try:
+        r = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (r.stdout or r.stderr).strip().splitlines()
+    return lines[0].strip() if lines else None
 
 
-def add_ratios(scenario: str, rows: list[dict]) -> None:
-    key = "mb_per_s" if scenario == "tcp-bulk" else "rps"
-    eff = "mb_per_proxy_cpu_s" if scenario == "tcp-bulk" else "req_per_proxy_cpu_s"
-    by = {r["path"]: r for r in rows if "error" not in r}
-    direct = by.get("direct")
-    hap = by.get("haproxy")
-    for r in by.values():
-        if direct and direct.get(key):
-            r["vs_direct"] = round(r[key] / direct[key], 3)
-        if hap and r.get(eff) and hap.get(eff):
-            r["eff_vs_haproxy"] = round(r[eff] / hap[eff], 3)
-        if hap and hap.get(key) and r is not direct:
-            r["tput_vs_haproxy"] = round(r[key] / hap[key], 3)
-
-
-# -- output ----------------------------------------------------------------------------------
-
-
-def fmt(v, nd: int = 0) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if isinstance(v, float) or nd:
-        return f"{v:,.{nd}f}"
-    return f"{v:,}"
-
-
-def table(result: dict) -> str:
-    sc = result["scenario"]
-    bulk = sc == "tcp-bulk"
-    if bulk:
-        head = ["path", "MB/s", "x direct", "MB moved", "errors", "proxy CPU s", "proxy util",
-                "proxy sys %", "MB / proxy CPU-s", "x haproxy (MB/CPU-s)", "load-core util",
-                "other CPU s"]
-    else:
-        head = ["path", "req/s", "x direct", "p50 ms", "p99 ms", "errors", "proxy CPU s",
-                "proxy util", "proxy sys %", "req / proxy CPU-s", "x haproxy (req/CPU-s)",
-                "load-core util", "other CPU s"]
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join(
-        ["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    for r in result["rows"]:
-        if "error" in r:
-            first = r["error"].splitlines()[0]
-            out.append(f"| {r['path']} | failed: {first} |" + " |" * (len(head) - 2))
-            continue
-        if bulk:
-            cells = [r["path"], fmt(r["mb_per_s"], 1), fmt(r.get("vs_direct"), 2),
-                     fmt(r["mb"], 0), fmt(r["errors"]), fmt(r.get("proxy_cpu_s"), 2),
-                     fmt(r.get("proxy_util"), 2), fmt(r.get("proxy_sys_pct")),
-                     fmt(r.get("mb_per_proxy_cpu_s"), 0),
-                     fmt(r.get("eff_vs_haproxy"), 2), fmt(r["load_core_util"], 2),
-                     fmt(r["other_cpu_s"], 2)]
-        else:
-            cells = [r["path"], fmt(r["rps"], 0), fmt(r.get("vs_direct"), 2),
-                     fmt(r["p50_ms"], 3), fmt(r["p99_ms"], 3), fmt(r["errors"]),
-                     fmt(r.get("proxy_cpu_s"), 2), fmt(r.get("proxy_util"), 2),
-                     fmt(r.get("proxy_sys_pct")), fmt(r.get("req_per_proxy_cpu_s"), 0),
-                     fmt(r.get("eff_vs_haproxy"), 2),
-                     fmt(r["load_core_util"], 2), fmt(r["other_cpu_s"], 2)]
-        out.append("| " + " | ".join(cells) + " |")
-    notes = []
-    for r in result["rows"]:
-        if r["path"].startswith("mosn-py") and "tput_vs_haproxy" in r:
-            unit = "MB/s" if bulk else "req/s"
-            notes.append(f"- {r['path']} vs haproxy: throughput x{r['tput_vs_haproxy']:.2f} "
-                         f"({unit}), efficiency x{r.get('eff_vs_haproxy', float('nan')):.2f} "
-                         f"(per proxy CPU-second)")
-    noisy = [r for r in result["rows"] if "error" not in r
-             and r["other_cpu_s"] > 0.1 * r["wall_s"]]
-    if noisy:
-        notes.append("- warning: other processes used CPU during " + ", ".join(
-            f"{r['path']} ({r['other_cpu_s']:.2f} CPU-s in {r['wall_s']:.1f} s)"
-            for r in noisy) + "; those numbers are disturbed, re-run on a quiet machine")
-    errs = [r for r in result["rows"] if "error" in r and "\n" in r["error"]]
-    for r in errs:
-        notes.append(f"- {r['path']} failed:\n```\n{r['error']}\n```")
-    return "\n".join(out + (["", *notes] if notes else []))
-
-
-def _rounds_note(a: argparse.Namespace) -> str:
-    return f"; median of {a.rounds} rounds, paths taking turns" if a.rounds > 1 else ""
-
-
-def describe_scenario(ctx: Ctx, sc: str) -> str:
-    a = ctx.args
-    if sc == "bolt":
-        return (f"Bolt v1, anthunder `hello` request template (428 B), response 93 B; "
-                f"{a.connections} connections x {a.inflight} in flight; "
-                f"<= {a.requests:,} requests or {a.duration:g} s per path" + _rounds_note(a))
-    if sc == "tcp-small":
-        return (f"{a.msg_size}-byte ping-pong over {a.connections} connections (1 in flight "
-                f"each); <= {a.requests:,} messages or {a.duration:g} s per path" + _rounds_note(a))
-    return (f"bulk echo: {a.bulk_connections} connection(s) stream <= {a.bulk_mb:g} MB "
-            f"(MB = 10^6 B) through and read it back, <= {a.duration:g} s per path"
-            + _rounds_note(a))
-
-
-def environment(ctx: Ctx) -> dict:
-    env = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+def environment(ctx: Ctx) -> Row:
+    env: Row = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
            "kernel": platform.release(), "python": platform.python_version(),
            "cpus": os.cpu_count(), "proxy_cpu": ctx.args.proxy_cpu,
            "load_cpu": ctx.args.load_cpu}
@@ -588,13 +661,14 @@ def environment(ctx: Ctx) -> dict:
                                      if ln.startswith("model name")), "?")
     except OSError:
         pass
-    exe = shutil.which("haproxy")
-    if exe:
-        try:
-            env["haproxy"] = subprocess.run([exe, "-v"], capture_output=True, text=True,
-                                            timeout=5).stdout.splitlines()[0]
-        except (OSError, subprocess.SubprocessError, IndexError):
-            pass
+    versions = {"haproxy": ["haproxy", "-v"], "wrk": ["wrk", "-v"],
+                "h2load": ["h2load", "--version"], "nginx": ["nginx", "-v"],
+                "nghttpx": ["nghttpx", "--version"]}
+    for name, cmd in versions.items():
+        if name in ("haproxy", "nginx") or any(s in HTTP_SCENARIOS for s in ctx.args.scenarios):
+            v = _version(cmd)
+            if v:
+                env[name] = v
     try:
         env["mosn_py_rev"] = subprocess.run(
             ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -606,48 +680,18 @@ def environment(ctx: Ctx) -> dict:
     return env
 
 
-def report(ctx: Ctx, env: dict, results: list[dict]) -> str:
-    a = ctx.args
-    lines = [
-        "## mosn-py benchmark",
-        "",
-        f"{env['date']}, {env.get('cpu_model', '?')}, {env['cpus']} CPUs, "
-        f"Linux {env['kernel']}, Python {env['python']}"
-        + (f", {env['haproxy']}" if env.get("haproxy") else ", haproxy not installed"),
-        "",
-        f"Pinning (taskset -c): proxy under test (mosn-py / haproxy) on CPU {a.proxy_cpu}; "
-        f"load generator, backend and orchestrator on CPU {a.load_cpu}. "
-        f"Warm-up {a.warmup:g} s per path before measuring. "
-        + (f"All benchmark processes run under `nice -n {a.nice}`. " if a.nice else "")
-        + f"mosn-py: `{env['mosn_py_cmd']}` (rev {env.get('mosn_py_rev', '?')}); "
-        "haproxy: `mode tcp`, nbthread 1, no logging.",
-    ]
-    for res in results:
-        lines += ["", f"### {res['scenario']}", "", describe_scenario(ctx, res["scenario"]),
-                  "", table(res)]
-    lines += ["", "Columns: `x direct` = throughput / direct throughput; `proxy CPU s` = "
-              "user+system CPU seconds of the proxy process tree during the measured load; "
-              "`proxy util` = proxy CPU s / elapsed; `proxy sys %` = kernel share of proxy CPU s; "
-              "`req / proxy CPU-s` = completed requests / "
-              "proxy CPU s; `x haproxy` = that efficiency / haproxy's; `load-core util` = "
-              "(load generator + backend CPU s) / elapsed: near 1.00 means the load side, not "
-              "the proxy, was the limit; `other CPU s` = CPU time (user+system, all CPUs, "
-              "from /proc/stat) "
-              "used during the window by processes outside the benchmark: noise."]
-    return "\n".join(lines)
-
-
 # -- main ------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="direct vs mosn-py vs haproxy benchmarks",
+    p = argparse.ArgumentParser(description="direct vs mosn-py vs peer proxy benchmarks",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--scenarios", default=",".join(SCENARIOS),
-                   help="comma list of bolt,tcp-small,tcp-bulk (default: all)")
-    p.add_argument("--paths", default="direct,mosn-py,haproxy",
-                   help="comma list of direct,mosn-py,mosn-py-bolt,mosn-py-tcp,haproxy")
+                   help=f"comma list of {','.join(SCENARIOS)} (default: all)")
+    p.add_argument("--paths", default=DEFAULT_PATHS,
+                   help=f"comma list of {','.join(PATHS)} (default: {DEFAULT_PATHS}); "
+                   "each scenario runs the ones it has (nginx: http1, nghttpx: h2)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measured path")
     p.add_argument("--rounds", type=int, default=1,
                    help="run every path this many times, taking turns; report medians")
@@ -658,6 +702,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--inflight", type=int, default=16, help="bolt requests in flight per conn")
     p.add_argument("--timeout", type=float, default=3.0, help="per-request timeout, seconds")
     p.add_argument("--msg-size", type=int, default=64, help="tcp-small message bytes")
+    p.add_argument("--http-connections", type=int, default=50,
+                   help="http1: wrk keep-alive connections")
+    p.add_argument("--h2-clients", type=int, default=8, help="h2: h2load connections (-c)")
+    p.add_argument("--h2-streams", type=int, default=32,
+                   help="h2: concurrent streams per connection (h2load -m)")
     p.add_argument("--bulk-mb", type=float, default=20_000.0, help="tcp-bulk MB bound per path")
     p.add_argument("--bulk-connections", type=int, default=1)
     p.add_argument("--proxy-cpu", type=int, default=0)
@@ -685,11 +734,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if bad:
         p.error(f"unknown scenario(s) {bad}; choose from {', '.join(SCENARIOS)}")
     a.paths = [s.strip() for s in a.paths.split(",") if s.strip()]
-    known = {"direct", "mosn-py", "mosn-py-bolt", "mosn-py-tcp", "haproxy"}
-    if set(a.paths) - known:
-        p.error(f"unknown path(s) {sorted(set(a.paths) - known)}; choose from {sorted(known)}")
-    if a.duration <= 0 or a.requests < 1 or a.connections < 1 or a.inflight < 1:
-        p.error("--duration, --requests, --connections and --inflight must be positive")
+    if set(a.paths) - set(PATHS):
+        p.error(f"unknown path(s) {sorted(set(a.paths) - set(PATHS))}; choose from "
+                f"{', '.join(PATHS)}")
+    if min(a.duration, a.requests, a.connections, a.inflight, a.http_connections,
+           a.h2_clients, a.h2_streams, a.rounds) <= 0:
+        p.error("--duration, --requests, --connections, --inflight, --http-connections, "
+                "--h2-clients, --h2-streams and --rounds must be positive")
     return a
 
 
@@ -709,9 +760,17 @@ def main(argv: list[str] | None = None) -> int:
     if "haproxy" in a.paths and not shutil.which("haproxy"):
         print(f"warning: {HAPROXY_HINT}; the haproxy path will be reported as failed",
               file=sys.stderr)
+    for exe, hint, needed in (
+            ("wrk", http_load.WRK_HINT, "http1" in a.scenarios),
+            ("h2load", http_load.H2LOAD_HINT, "h2" in a.scenarios),
+            ("nginx", http_peers.NGINX_HINT, any(s in HTTP_SCENARIOS for s in a.scenarios)),
+            ("nghttpx", http_peers.NGHTTPX_HINT, "h2" in a.scenarios and "nghttpx" in a.paths)):
+        if needed and not shutil.which(exe):
+            print(f"warning: {hint}; the scenarios that need it will report it as failed",
+                  file=sys.stderr)
     os.sched_setaffinity(0, {a.load_cpu})  # keep the orchestrator off the proxy's CPU
 
-    def on_term(signum, frame):  # SIGTERM -> same cleanup as Ctrl-C
+    def on_term(signum: int, frame: object) -> None:  # SIGTERM -> same cleanup as Ctrl-C
         raise KeyboardInterrupt
 
     # SIGINT explicitly too: a shell may start background jobs with SIGINT ignored
@@ -719,8 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_term)
     tmp = tempfile.mkdtemp(prefix="mosn-bench-")
     ctx = Ctx(a, tmp)
-    results: list[dict] = []
-    env: dict = {}
+    results: list[Row] = []
+    env: Row = {}
     rc = 0
     try:
         env = environment(ctx)
@@ -736,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     if results:
-        print(report(ctx, env, results))
+        print(report(a, env, results))
         if a.json_out:
             os.makedirs(os.path.dirname(os.path.abspath(a.json_out)), exist_ok=True)
             with open(a.json_out, "w") as f:
