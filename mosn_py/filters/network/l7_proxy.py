@@ -29,6 +29,7 @@ from mosn_py.codecs.base import (
     ConnectionEvent,
     DataFrame,
     Frame,
+    HeaderList,
     MatchResult,
     PoolMode,
     ResetFrame,
@@ -37,7 +38,18 @@ from mosn_py.codecs.base import (
     TrailersFrame,
 )
 from mosn_py.errors import ProtocolError, ProxyStatus, ResetReason
-from mosn_py.filters.chain import HeadersStatus, Phase, StreamFilter
+from mosn_py.filters.chain import (
+    DECODE_HOOKS,
+    DEFAULT_BUFFER_LIMIT,
+    ENCODE_HOOKS,
+    Body,
+    BodyFlow,
+    FilterHandle,
+    HeadersStatus,
+    Phase,
+    StreamFilter,
+    body_hooks,
+)
 from mosn_py.filters.network.http_route_step import response_head, route_http, settle_upgrade
 from mosn_py.observability.log import log_event
 from mosn_py.server.connection import PAUSE_FLOW, PAUSE_PEER_SLOW, PAUSE_STREAMS, BaseConnection
@@ -64,6 +76,7 @@ _RETRY_REASONS = {
 
 # Decode stages of a stream with filters (between the filter groups of each phase).
 _STAGE_ROUTE, _STAGE_HOST, _STAGE_SEND = 0, 1, 2
+_STAGE_OVER = 3  # the head went upstream, or the stream was answered
 
 
 class L7Connection(BaseConnection):
@@ -316,8 +329,14 @@ class L7Connection(BaseConnection):
 
 
 class Stream:
-    """One request through the proxy. Implements the filter callbacks and the upstream
-    callbacks."""
+    """One request through the proxy. Implements the filter callbacks, the upstream
+    callbacks, and the stream side of the body machinery (``chain.BodyEngine``).
+
+    Streaming bodies go straight through (``on_downstream_data`` -> upstream,
+    ``on_upstream_data`` -> client) unless a filter of the stream has body hooks for that
+    direction, or a filter holds that direction's head while its body is still to come: then
+    a ``chain.BodyFlow`` (``_dflow``, ``_eflow``) runs them through the filters.
+    """
 
     __slots__ = (
         "conn",
@@ -335,12 +354,14 @@ class Stream:
         "filters",
         "_stage",
         "_index",
+        "_eindex",
         "_encoding",
         "done",
         "started",
         "_info",
         "status",
-        "req_buf",
+        "_dflow",
+        "_eflow",
         "req_ended",
         "resp_started",
         "tunnel",
@@ -368,10 +389,12 @@ class Stream:
         self.started = 0.0
         self._info: dict[str, Any] | None = None
         self.status = ProxyStatus.OK
-        # Streaming protocols: body received before the upstream exists; whether the
-        # request has ended; whether a (non-interim) response head went downstream.
+        # Streaming protocols: the body flows through filters (None: straight through);
+        # whether the request has ended upstream (or was abandoned); whether a
+        # (non-interim) response head went downstream.
         self.vhost: Any = None  # HTTP: the matched virtual host
-        self.req_buf: list[Any] | None = None
+        self._dflow: BodyFlow | None = None
+        self._eflow: BodyFlow | None = None
         self.req_ended = request.end_stream
         self.resp_started = False
         self.tunnel = False  # a 101 (or 2xx to CONNECT) turned the exchange into a tunnel
@@ -384,7 +407,8 @@ class Stream:
             self.started = time.time()
         if self.request.stream_type is not StreamType.ONEWAY:
             self.conn.streams.add(self)
-        if not self.req_ended:
+        streaming = not self.req_ended
+        if streaming:
             self.conn.by_id[self.request.request_id] = self
         factories = ctx.filter_factories
         if not factories:
@@ -393,8 +417,14 @@ class Stream:
                 self._send()
             return
         self.filters = tuple(f() for f in factories)
-        for f in self.filters:
-            f.set_callbacks(self)  # type: ignore[arg-type]
+        if streaming:
+            # A body follows: filters with body hooks get their handles, and the body a
+            # flow through them if any has request hooks.
+            if self._engage(True) & DECODE_HOOKS:
+                self._dflow = self._new_flow(True)
+        else:
+            for f in self.filters:
+                f.set_callbacks(self)
         self._run_decode()
 
     def _run_decode(self) -> None:
@@ -403,19 +433,23 @@ class Stream:
         while not self.done:
             stage = self._stage
             i = self._index
+            end = self.request.end_stream
             while i < n:
                 f = filters[i]
                 i += 1
                 if f.phase != stage:
                     continue
                 self._index = i
-                status = f.decode_headers(self.request, True)
+                status = f.decode_headers(self.request, end)
                 if status is not HeadersStatus.CONTINUE or self.done:
+                    if not self.req_ended and not self.done:
+                        self._decode_held(i - 1, status)
                     return  # resumed by continue_decoding()
             self._index = 0
             self._stage = stage + 1
             if stage == _STAGE_ROUTE:
                 if not self._route():
+                    self._abandon_request()  # answered here (no route, direct response...)
                     return
             elif stage == _STAGE_HOST:
                 if not self._choose_host():
@@ -425,9 +459,29 @@ class Stream:
                 return
 
     def continue_decoding(self) -> None:
-        if not self.done:
-            self._run_decode()
+        """Resume the request head a filter holds. (The stream's own callbacks: filters with
+        body hooks call ``continue_at`` through their ``FilterHandle``.)"""
+        if not self.done and self._stage <= _STAGE_SEND:
+            flow = self._dflow
+            if flow is None:
+                self._run_decode()
+            elif flow.hold is not None:
+                self._resume_decode(flow, flow.hpos)
         self.ctx.batcher.flush()
+
+    def _decode_held(self, index: int, status: HeadersStatus) -> None:
+        """Filter ``index`` stopped the head of a request whose body is still to come: the
+        body waits for it in a flow (one without hooks when no filter has request hooks)."""
+        flow = self._dflow
+        if flow is None:
+            flow = self._dflow = self._new_flow(True)
+        flow.head_held(index, status)
+
+    def _resume_decode(self, flow: BodyFlow, pos: int) -> None:
+        if flow.hold is not None and flow.hpos == pos:
+            flow.hold = None
+            self._run_decode()  # the head goes on: to a later filter's stop, or upstream
+        flow.release(pos)  # then what the filter at ``pos`` kept (nothing once dropped)
 
     def _route(self) -> bool:
         ctx = self.ctx
@@ -498,15 +552,14 @@ class Stream:
         host.rq_active += 1
         self.upstream = upstream
         self.upstream_id = upstream.send_request(request, self)
-        buffered = self.req_buf
-        if buffered:
-            self.req_buf = None
-            for item in buffered:
-                if item.__class__ is DataFrame:
-                    upstream.send_data(self.upstream_id, item)
-                else:
-                    upstream.send_trailers(self.upstream_id, item)
-            self.conn.resume(PAUSE_FLOW)
+        flow = self._dflow
+        if flow is not None:
+            if request.end_stream:
+                self._abandon_request()  # sent whole (an Upgrade made plain...): no body
+            else:
+                flow.head_passed()  # what waited for the head follows it
+                if not flow.hooked and self._dflow is flow:
+                    self._dflow = None  # nothing to run the rest through: straight on
         if upstream.congested:
             upstream.register_backpressure(self.conn)
 
@@ -514,6 +567,10 @@ class Stream:
     def on_downstream_data(self, df: DataFrame) -> None:
         if self.done or self.req_ended:
             return  # (req_ended: the end mark of an Upgrade request the proxy made plain)
+        flow = self._dflow
+        if flow is not None:
+            flow.data(df.data, df.end_stream)
+            return
         if df.end_stream:
             self.req_ended = True
         up = self.upstream
@@ -521,31 +578,36 @@ class Stream:
             up.send_data(self.upstream_id, df)
             if up.congested:
                 up.register_backpressure(self.conn)
-            return
-        # No upstream yet (a filter holds the request, or connecting): keep a copy (the
-        # codec may hand out views of its buffer) and stop reading more until it exists.
-        if self.req_buf is None:
-            self.req_buf = []
-        self.req_buf.append(DataFrame(df.stream_id, bytes(df.data), df.end_stream))
-        self.conn.pause(PAUSE_FLOW)
+        # (No upstream and no flow: the stream was answered; the rest is dropped.)
 
     def on_downstream_trailers(self, tf: TrailersFrame) -> None:
-        if self.done:
+        if self.done or self.req_ended:
+            return
+        flow = self._dflow
+        if flow is not None:
+            flow.trailers(tf.trailers)
             return
         self.req_ended = True
         if self.upstream is not None:
             self.upstream.send_trailers(self.upstream_id, tf)
-        else:
-            if self.req_buf is None:
-                self.req_buf = []
-            self.req_buf.append(tf)
 
     def on_downstream_reset(self, rf: ResetFrame) -> None:
         """The client abandoned the stream: abandon the upstream exchange too."""
         if self.done:
             return
+        self._abandon_request()  # (resumes the connection if this stream paused it)
         self.on_downstream_closed()
         self.conn.stream_done(self)
+
+    def _abandon_request(self) -> None:
+        """No more of the request goes anywhere (the stream is answered, or the upstream
+        exchange ended first): drop what filters kept and whatever of the body follows."""
+        self.req_ended = True
+        self._stage = _STAGE_OVER
+        flow = self._dflow
+        if flow is not None:
+            self._dflow = None
+            flow.drop()
 
     def _release_upstream(self) -> None:
         up = self.upstream
@@ -554,6 +616,7 @@ class Stream:
                 # The response is over before the request was (e.g. an early 413): the
                 # upstream exchange can only be abandoned.
                 up.cancel(self.upstream_id)
+                self._abandon_request()
             self.upstream = None
             assert self.cluster_obj is not None and self.host is not None
             self.cluster_obj.rq_active -= 1
@@ -575,19 +638,33 @@ class Stream:
             self._release_upstream()
         else:
             # A streaming response: the body follows (on_upstream_data / _trailers).
-            self.resp_started = True
             if status == 101 or (status < 300 and self.request.headers.get(":method") == "CONNECT"):
                 # A tunnel: no response deadline any more; the listener's idle timeout
-                # closes it when neither side sends anything.
+                # closes it when neither side sends anything. Its bytes are no HTTP body:
+                # they bypass the body hooks.
                 self.tunnel = True
                 if self.timer is not None:
                     self.ctx.timers.cancel(self, self.timer)
                     self.timer = None
+                flow = self._dflow
+                if flow is not None:
+                    flow.hooks_off()
+                    if flow.idle:
+                        self._dflow = None
             self.conn.by_id[self.request.request_id] = self
+            if self.filters and self._engage(False) & ENCODE_HOOKS and not self.tunnel:
+                self._eflow = self._new_flow(False)
         self._encode(frame)
 
     def on_upstream_data(self, df: DataFrame) -> None:
         if self.done:
+            return
+        flow = self._eflow
+        if flow is not None:
+            if df.end_stream:
+                flow.unpause()  # (an upstream connection goes back to its pool unpaused)
+                self._release_upstream()
+            flow.data(df.data, df.end_stream)
             return
         conn = self.conn
         if not conn.closed:
@@ -599,20 +676,28 @@ class Stream:
     def on_upstream_trailers(self, tf: TrailersFrame) -> None:
         if self.done:
             return
+        flow = self._eflow
+        if flow is not None:
+            flow.unpause()
+            self._release_upstream()
+            flow.trailers(tf.trailers)
+            return
         conn = self.conn
         if not conn.closed:
             conn.write(conn.codec.send(TrailersFrame(self.request.request_id, tf.trailers)))
         self._release_upstream()
         self._finish()
 
-    def pause_response(self, paused: bool) -> None:
-        """Stop (or resume) reading the response from an exclusive upstream connection."""
+    def pause_response(self, paused: bool, reason: int = PAUSE_PEER_SLOW) -> None:
+        """Stop (or resume) reading the response from an exclusive upstream connection.
+        ``reason``: PAUSE_PEER_SLOW for a slow client, PAUSE_FLOW for a filter's watermark
+        (separate bits: neither resumes the other)."""
         up = self.upstream
         if up is not None and getattr(up.codec, "pool_mode", None) is PoolMode.PINGPONG:
             if paused:
-                up.pause(PAUSE_PEER_SLOW)
+                up.pause(reason)
             else:
-                up.resume(PAUSE_PEER_SLOW)
+                up.resume(reason)
 
     def on_upstream_reset(self, reason: ResetReason) -> None:
         if self.done:
@@ -625,6 +710,10 @@ class Stream:
             # Part of the response already went to the client: all we can do is cut it.
             self.conn.reset_stream(self)
             self._finish()
+            return
+        if self.response is not None:
+            # The response head is still held by a filter: answer instead (no retry).
+            self.send_local_reply(reason.to_status(), f"upstream {reason.value}")
             return
         if self.retries_left > 0 and self.request.end_stream and self._retriable(reason):
             self.retries_left -= 1
@@ -659,21 +748,41 @@ class Stream:
         self.ctx.batcher.flush()
 
     # --- encode path --------------------------------------------------------------------------
-    def send_local_reply(self, status: ProxyStatus, message: str = "") -> None:
+    def send_local_reply(
+        self, status: ProxyStatus, message: str = "", http_status: int = 0
+    ) -> None:
+        """Answer the request with ``status`` in the listener's protocol. The request side
+        is over: what filters kept and the rest of the body are dropped, the upstream
+        request is cancelled. A response head held by a filter gives way to the reply; one
+        already sent cannot, and the stream is reset. ``http_status``: the HTTP status to
+        answer instead of ``status``'s own (413 for a body over the buffer limit:
+        ``ProxyStatus`` has no member for it; gRPC and non-HTTP replies are unchanged)."""
         if self.done:
             return
         self.status = status
+        self._abandon_request()
+        up = self.upstream
+        if up is not None:
+            up.cancel(self.upstream_id)  # (whatever it still sends is not wanted)
+            self._release_upstream()
+        self.ctx.stats.local_reply(status)
         if self.resp_started:
             # Too late for a reply of our own: the client already has a response head.
-            self.ctx.stats.local_reply(status)
             self.conn.reset_stream(self)
             self._finish()
             return
-        self.ctx.stats.local_reply(status)
+        flow = self._eflow
+        if flow is not None:
+            self._eflow = None
+            flow.drop()
         if self.request.stream_type is StreamType.ONEWAY:
             self._finish()
             return
         reply = self.conn.codec.local_reply(self.request, status, message)
+        if http_status and reply.status >= 400 and isinstance(reply.headers, HeaderList):
+            reply = reply.evolve(
+                status=http_status, headers=reply.headers.replace(":status", str(http_status))
+            )
         if self._encoding:
             self._write_response(reply)
         else:
@@ -686,30 +795,51 @@ class Stream:
         filters = self.filters
         if filters:
             self._encoding = True
-            self._index = len(filters)
+            self._eindex = len(filters)
             self._run_encode()
         else:
             self._write_response(frame)
 
     def _run_encode(self) -> None:
         filters = self.filters
-        i = self._index
+        i = self._eindex
+        assert self.response is not None
+        end = self.response.end_stream
         while i > 0:
             i -= 1
-            self._index = i
+            self._eindex = i
             assert self.response is not None
-            status = filters[i].encode_headers(self.response, True)
+            status = filters[i].encode_headers(self.response, end)
             if self.done:
                 return
             if status is not HeadersStatus.CONTINUE:
+                if not end:
+                    self._encode_held(i, status)
                 return  # resumed by continue_encoding()
         assert self.response is not None
         self._write_response(self.response)
 
     def continue_encoding(self) -> None:
+        """Resume the response head a filter holds (see ``continue_decoding``)."""
         if not self.done and self._encoding:
-            self._run_encode()
+            flow = self._eflow
+            if flow is None:
+                self._run_encode()
+            elif flow.hold is not None:
+                self._resume_encode(flow, flow.hpos)
         self.ctx.batcher.flush()
+
+    def _encode_held(self, index: int, status: HeadersStatus) -> None:
+        flow = self._eflow
+        if flow is None:
+            flow = self._eflow = self._new_flow(False)
+        flow.head_held(index, status)
+
+    def _resume_encode(self, flow: BodyFlow, pos: int) -> None:
+        if flow.hold is not None and flow.hpos == pos:
+            flow.hold = None
+            self._run_encode()
+        flow.release(pos)
 
     def _write_response(self, frame: Frame) -> None:
         conn = self.conn
@@ -730,6 +860,15 @@ class Stream:
                 return
         if frame.end_stream or conn.closed:
             self._finish()
+        else:
+            # A streaming response head went out: its body follows.
+            self.resp_started = True
+            self._encoding = False
+            flow = self._eflow
+            if flow is not None:
+                flow.head_passed()
+                if not flow.hooked and self._eflow is flow:
+                    self._eflow = None
 
     def _finish(self) -> None:
         if self.done:
@@ -804,6 +943,158 @@ class Stream:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         return self.ctx.loop.create_task(coro)
+
+    # The stream's own versions know the calling filter only inside a body hook; filters
+    # with body hooks have a FilterHandle, which always does.
+    def inject_decoded_data(self, data: Body, end_stream: bool = False) -> None:
+        self._inject(True, self._calling(self._dflow, "inject_decoded_data"), data, end_stream)
+
+    def inject_encoded_data(self, data: Body, end_stream: bool = False) -> None:
+        self._inject(False, self._calling(self._eflow, "inject_encoded_data"), data, end_stream)
+
+    def replace_decoded_data(self, data: Body) -> None:
+        flow = self._dflow
+        if flow is not None:
+            flow.replace(self._calling(flow, "replace_decoded_data"), data)
+
+    def replace_encoded_data(self, data: Body) -> None:
+        flow = self._eflow
+        if flow is not None:
+            flow.replace(self._calling(flow, "replace_encoded_data"), data)
+
+    @staticmethod
+    def _calling(flow: BodyFlow | None, what: str) -> int:
+        if flow is None or flow.calling < 0:
+            raise RuntimeError(
+                f"{what}() outside a body hook: call it on the filter's own callbacks "
+                "(filters that override a body hook get a FilterHandle)"
+            )
+        return flow.calling
+
+    # --- body machinery (chain.BodyEngine) ---------------------------------------------------
+    def _engage(self, first: bool) -> int:
+        """The stream carries a body: each filter overriding a body hook gets a handle as
+        its callbacks (``first``: at start, the others get the stream). Returns the union
+        of the filters' body hooks."""
+        hooks = 0
+        for i, f in enumerate(self.filters):
+            mask = body_hooks(type(f))
+            hooks |= mask
+            if mask:
+                if first or getattr(f, "callbacks", None) is self:
+                    f.set_callbacks(FilterHandle(self, i))
+            elif first:
+                f.set_callbacks(self)
+        return hooks
+
+    def _new_flow(self, decode: bool) -> BodyFlow:
+        limits = self.ctx.limits
+        limit = limits.max_body_size or limits.max_frame_size or DEFAULT_BUFFER_LIMIT
+        return BodyFlow(self, decode, self.filters, limit, hooks=not self.tunnel)
+
+    def continue_at(self, decode: bool, index: int) -> None:
+        if not self.done:
+            if decode:
+                flow = self._dflow
+                if flow is not None:
+                    self._resume_decode(flow, flow.pos[index])
+                elif self._stage <= _STAGE_SEND:
+                    self._run_decode()
+            else:
+                flow = self._eflow
+                if flow is not None:
+                    self._resume_encode(flow, flow.pos[index])
+                elif self._encoding:
+                    self._run_encode()
+        self.ctx.batcher.flush()
+
+    def inject_at(self, decode: bool, index: int, data: Body, end_stream: bool) -> None:
+        flow = self._dflow if decode else self._eflow
+        self._inject(decode, flow.pos[index] if flow is not None else -1, data, end_stream)
+        self.ctx.batcher.flush()
+
+    def _inject(self, decode: bool, pos: int, data: Body, end_stream: bool) -> None:
+        if self.done:
+            return
+        flow = self._dflow if decode else self._eflow
+        if flow is not None:
+            flow.inject(pos, data, end_stream)
+        elif (self.upstream is not None and not self.req_ended) if decode else self.resp_started:
+            self.body_out(decode, data, end_stream)  # no flow: nothing between it and out
+
+    def replace_data_at(self, decode: bool, index: int, data: Body) -> None:
+        flow = self._dflow if decode else self._eflow
+        if flow is not None and not self.done:
+            flow.replace(flow.pos[index], data)
+
+    def body_out(self, decode: bool, data: Body, end_stream: bool) -> None:
+        if decode:
+            if end_stream:
+                self.req_ended = True
+            up = self.upstream
+            if up is not None:
+                up.send_data(self.upstream_id, DataFrame(self.upstream_id, data, end_stream))
+                if up.congested:
+                    up.register_backpressure(self.conn)
+            return
+        conn = self.conn
+        if not conn.closed:
+            conn.write(conn.codec.send(DataFrame(self.request.request_id, data, end_stream)))
+        if end_stream:
+            self._response_out()
+
+    def body_trailers_out(self, decode: bool, trailers: HeaderList) -> None:
+        if decode:
+            self.req_ended = True
+            if self.upstream is not None:
+                self.upstream.send_trailers(
+                    self.upstream_id, TrailersFrame(self.upstream_id, trailers)
+                )
+            return
+        conn = self.conn
+        if not conn.closed:
+            conn.write(conn.codec.send(TrailersFrame(self.request.request_id, trailers)))
+        self._response_out()
+
+    def _response_out(self) -> None:
+        up = self.upstream
+        if up is not None:
+            # A filter ended the response before the upstream did: abandon the rest.
+            up.cancel(self.upstream_id)
+            self._release_upstream()
+        self._finish()
+
+    def body_continue(self, decode: bool, pos: int) -> None:
+        if decode:
+            flow = self._dflow
+            if flow is not None and self._stage <= _STAGE_SEND:
+                self._resume_decode(flow, pos)
+        else:
+            flow = self._eflow
+            if flow is not None and self._encoding:
+                self._resume_encode(flow, pos)
+
+    def body_overflow(self, decode: bool) -> None:
+        if decode:
+            self.send_local_reply(ProxyStatus.CODEC_ERROR, "request body too large", 413)
+        else:
+            self.send_local_reply(ProxyStatus.INTERNAL_ERROR, "response body too large")
+
+    def body_pause(self, decode: bool, paused: bool) -> None:
+        if not decode:
+            self.pause_response(paused, PAUSE_FLOW)
+            return
+        conn = self.conn
+        if paused:
+            conn.pause(PAUSE_FLOW)
+        elif (
+            conn._held is None
+            and not conn.half_closed
+            and (conn.flow or not self.ctx.draining)
+        ):
+            # (The connection's own PAUSE_FLOW reasons, a pipelined request waiting, a codec
+            # error, an HTTP/1.1 drain, are not ours to lift.)
+            conn.resume(PAUSE_FLOW)
 
 
 class AutoHttpConnection(L7Connection):
