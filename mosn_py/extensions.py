@@ -25,12 +25,30 @@ def register_builtin(reg: Registries) -> Registries:
     reg.codecs.register("http1", Http1Codec)
     reg.codecs.register("http2", Http2Codec)
     reg.codecs.register("grpc", Http2Codec)  # gRPC is HTTP/2 (its replies by content-type)
+    _register_cache(reg)
     for lb in BUILTIN_LBS:
         reg.lb_policies.register(lb.name, lb)
     reg.stream_filters.register(FaultFilterFactory.name, FaultFilterFactory)
     reg.cluster_types.register("static", object)
     reg.cluster_types.register("original_dst", object)
     return reg
+
+
+def _register_cache(reg: Registries) -> None:
+    """Redis (and memcached): codecs, the cache proxy's per-protocol command handling, and
+    what a new upstream connection sends first."""
+    from mosn_py.codecs.memcache import MemcacheCodec
+    from mosn_py.codecs.redis import RedisCodec
+    from mosn_py.filters.network.cache_proxy import CacheProxyConnection
+    from mosn_py.filters.network.memcache_adapter import MemcacheAdapter
+    from mosn_py.filters.network.redis_adapter import RedisAdapter, redis_connection_setup
+    from mosn_py.upstream.cluster import Cluster
+
+    reg.codecs.register("redis", RedisCodec)
+    reg.codecs.register("memcache", MemcacheCodec)
+    CacheProxyConnection.adapters["redis"] = RedisAdapter
+    CacheProxyConnection.adapters["memcache"] = MemcacheAdapter
+    Cluster.pool_setups["redis"] = redis_connection_setup
 
 
 def load_entry_points(reg: Registries) -> None:

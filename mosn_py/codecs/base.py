@@ -60,6 +60,7 @@ class StreamType(enum.IntEnum):
 class PoolMode(enum.Enum):
     MULTIPLEX = "multiplex"  # many streams per connection, matched by request id (Bolt, h2)
     PINGPONG = "pingpong"  # one stream at a time per connection, responses in order (HTTP/1.1)
+    PIPELINE = "pipeline"  # many requests in flight per connection, responses in request order
 
 
 class ConnectionEvent(enum.Enum):

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from mosn_py.config.model import (
+    CACHE_PROTOCOLS,
     HTTP_LISTENER_PROTOCOLS,
     Address,
     ClusterConfig,
@@ -134,7 +135,25 @@ def _protocol_errors(
                     f"cluster {cluster.name!r} is original_dst, which only tcp listeners can"
                     f" use; listener {listener.name!r} ({listener.protocol}) routes to it",
                 )
+        is_cache = listener.protocol in CACHE_PROTOCOLS
         for rule_path, rule in zip(rule_paths_of[route_path], route.rules, strict=True):
+            m = rule.match
+            mpath = _join(rule_path, "match")
+            if is_cache and (m.service or m.method or m.headers):
+                errs.add(mpath, f"listener {listener.name!r} ({listener.protocol}) matches"
+                         " commands by key_prefix and commands, not service/method/headers")
+            if not is_cache and (m.key_prefix is not None or m.commands):
+                errs.add(mpath, f"key_prefix and commands match redis/memcache commands;"
+                         f" listener {listener.name!r} is {listener.protocol}")
+            if rule.mirror and not is_cache:
+                errs.add(_join(rule_path, "mirror"), "mirror applies to redis/memcache"
+                         f" listeners only; listener {listener.name!r} is {listener.protocol}")
+            elif rule.mirror:
+                shadow = speaks(rule.mirror)
+                main = speaks(rule.cluster)
+                if shadow is not None and main is not None and shadow.protocol != main.protocol:
+                    errs.add(_join(rule_path, "mirror"), f"cluster {shadow.name!r} speaks"
+                             f" {shadow.protocol}, the rule's cluster {main.protocol}")
             cluster = speaks(rule.cluster)
             if cluster is not None and not compatible(listener.protocol, cluster.protocol):
                 errs.add(
@@ -174,6 +193,9 @@ def _cross_check(errs: _Errors, p: _Parsed, translations: Collection[tuple[str, 
             cpath = _join(rule_path, "cluster")
             if dangling(rule.cluster, cpath, clusters, clusters_complete):
                 errs.add(cpath, _unknown_name("cluster", rule.cluster, cluster_names))
+            mpath = _join(rule_path, "mirror")
+            if rule.mirror and dangling(rule.mirror, mpath, clusters, clusters_complete):
+                errs.add(mpath, _unknown_name("cluster", rule.mirror, cluster_names))
     for refs in p.http_clusters.values():
         for cpath, name in refs:
             if dangling(name, cpath, clusters, clusters_complete):

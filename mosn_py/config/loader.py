@@ -30,6 +30,7 @@ import yaml
 from mosn_py.config.checks import _cross_check, check_protocol_compatibility
 from mosn_py.config.http_schema import parse_virtual_hosts
 from mosn_py.config.model import (
+    CACHE_PROTOCOLS,
     CLUSTER_PROTOCOLS,
     CLUSTER_TYPES,
     HTTP_LISTENER_PROTOCOLS,
@@ -82,6 +83,7 @@ from mosn_py.config.values import (
     parse_positive_size,
     parse_readable_file,
     parse_size,
+    parse_string,
     parse_workers,
     size_between,
     suggest,
@@ -104,13 +106,14 @@ _TOP_KEYS = (
 _LISTENER_KEYS = (
     "name", "address", "protocol", "transparent", "tls", "filters", "route", "cluster",
     "idle_timeout", "max_frame_size", "access_log", "backlog", "max_header_size",
-    "max_header_count", "max_body_size", "max_concurrent_streams",
+    "max_header_count", "max_body_size", "max_concurrent_streams", "password",
 )
 _HTTP_LIMIT_KEYS = ("max_header_size", "max_header_count", "max_body_size",
                     "max_concurrent_streams")
 _CLUSTER_KEYS = (
     "name", "protocol", "type", "endpoints", "lb", "connect_timeout", "connections_per_host",
-    "max_requests", "max_frame_size", "idle_timeout", "outlier_detection", "tls",
+    "max_requests", "max_frame_size", "idle_timeout", "outlier_detection", "tls", "password",
+    "hash_tag",
 )
 # fmt: on
 _ROUTE_KEYS = ("name", "rules", "virtual_hosts")
@@ -343,6 +346,7 @@ def _listener(
         ),
         access_log=_access_log(errs, _join(path, "access_log"), d.get("access_log")),
         backlog=_field(errs, d, path, "backlog", int_at_least(1), defaults.backlog),
+        password=_field(errs, d, path, "password", parse_name, None),
         max_header_size=_field(
             errs, d, path, "max_header_size", size_between(1 << 10, 1 << 20),
             defaults.max_header_size,
@@ -360,6 +364,8 @@ def _listener(
         for key in _HTTP_LIMIT_KEYS:
             if key in d:
                 errs.add(_join(path, key), f"applies to HTTP listeners only, not {protocol}")
+    if "password" in d and not errs.is_bad(_join(path, "protocol")) and protocol != "redis":
+        errs.add(_join(path, "password"), f"applies to redis listeners only, not {protocol}")
     if not errs.is_bad(_join(path, "protocol")):
         # tcp relays bytes to one cluster; every other protocol decodes requests and routes.
         wanted, unwanted = ("cluster", "route") if protocol == "tcp" else ("route", "cluster")
@@ -382,21 +388,41 @@ def _header_matchers(errs: _Errors, path: str, raw: object) -> tuple[HeaderMatch
     return tuple(HeaderMatcher(n, e, r) for n, e, r in _matchers(errs, path, raw))
 
 
+def _hash_tag(value: object) -> str:
+    text = parse_name(value)
+    if len(text) != 2 or text[0] == text[1]:
+        raise ValueError(f"expected two different characters such as '{{}}', got {describe(value)}")
+    return text
+
+
+def _commands(errs: _Errors, path: str, raw: object) -> tuple[str, ...]:
+    out: list[str] = []
+    for i, item in enumerate(_list(errs, path, raw)):
+        try:
+            out.append(parse_name(item).lower())
+        except ValueError as exc:
+            errs.add(f"{path}[{i}]", str(exc))
+    return tuple(out)
+
+
 def _match(errs: _Errors, path: str, raw: object) -> RouteMatch:
     if raw is None:
         return RouteMatch()
-    d = _mapping(errs, path, raw, ("service", "method", "headers"))
+    d = _mapping(errs, path, raw, ("service", "method", "headers", "key_prefix", "commands"))
     if d is None:
         return RouteMatch()
     return RouteMatch(
         service=_field(errs, d, path, "service", parse_name, None),
         method=_field(errs, d, path, "method", parse_name, None),
         headers=_header_matchers(errs, _join(path, "headers"), d.get("headers")),
+        key_prefix=_field(errs, d, path, "key_prefix", parse_string, None),
+        commands=_commands(errs, _join(path, "commands"), d.get("commands")),
     )
 
 
 def _rule(errs: _Errors, path: str, raw: object) -> RouteRule | None:
-    d = _mapping(errs, path, raw, ("match", "cluster", "timeout", "retry"), required=("cluster",))
+    keys = ("match", "cluster", "timeout", "retry", "mirror")
+    d = _mapping(errs, path, raw, keys, required=("cluster",))
     if d is None:
         return None
     return RouteRule(
@@ -404,6 +430,7 @@ def _rule(errs: _Errors, path: str, raw: object) -> RouteRule | None:
         cluster=_field(errs, d, path, "cluster", parse_name, ""),
         timeout=_field(errs, d, path, "timeout", parse_optional_duration, None),
         retry=_retry(errs, _join(path, "retry"), d.get("retry")),
+        mirror=_field(errs, d, path, "mirror", parse_name, None),
     )
 
 
@@ -504,6 +531,13 @@ def _cluster(errs: _Errors, path: str, raw: object) -> ClusterConfig | None:
     def get(key: str, convert: Callable[[object], T], default: T) -> T:
         return _field(errs, d, path, key, convert, default)
 
+    for key, allowed in (("password", ("redis",)), ("hash_tag", CACHE_PROTOCOLS)):
+        proto = d.get("protocol", defaults.protocol)
+        if key in d and isinstance(proto, str) and proto in CLUSTER_PROTOCOLS and (
+            proto not in allowed
+        ):
+            errs.add(_join(path, key), f"applies to {' and '.join(allowed)} clusters only,"
+                     f" not {proto}")
     protocol = get("protocol", one_of(CLUSTER_PROTOCOLS), defaults.protocol)
     return ClusterConfig(
         name=get("name", parse_name, ""),
@@ -520,6 +554,8 @@ def _cluster(errs: _Errors, path: str, raw: object) -> ClusterConfig | None:
             errs, _join(path, "outlier_detection"), d.get("outlier_detection")
         ),
         tls=_cluster_tls(errs, _join(path, "tls"), d.get("tls"), protocol),
+        password=get("password", parse_name, None),
+        hash_tag=get("hash_tag", _hash_tag, None),
     )
 
 

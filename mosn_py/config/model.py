@@ -12,8 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Protocols a listener may speak / a cluster may speak. Later issues add to these tuples.
-LISTENER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2", "http", "grpc")
-CLUSTER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2", "grpc")
+LISTENER_PROTOCOLS: tuple[str, ...] = (
+    "tcp", "bolt", "http1", "http2", "http", "grpc", "redis", "memcache",
+)
+CLUSTER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2", "grpc", "redis", "memcache")
+# Cache protocols: keys routed by prefix and sharded over a cluster's endpoints (ketama).
+CACHE_PROTOCOLS: tuple[str, ...] = ("redis", "memcache")
 CLUSTER_TYPES: tuple[str, ...] = ("static", "original_dst")
 LB_POLICIES: tuple[str, ...] = ("round_robin", "random", "least_request")
 RETRY_ON: tuple[str, ...] = ("connect-failure", "reset")
@@ -115,6 +119,7 @@ class ListenerConfig:
     max_header_count: int = 100  # fields in one request head
     max_body_size: int = 0  # bytes of one request body; 0 = unlimited
     max_concurrent_streams: int = 100  # HTTP/2: streams in flight per connection
+    password: str | None = None  # redis: clients must AUTH with it first
     access_log: AccessLogConfig | None = None  # tcp: one line per connection; L7: per request
     backlog: int = 1024
 
@@ -138,6 +143,10 @@ class RouteMatch:
     service: str | None = None
     method: str | None = None
     headers: tuple[HeaderMatcher, ...] = ()
+    # redis / memcache listeners: the request's (first) key starts with this / its command
+    # is one of these (lowercase)
+    key_prefix: str | None = None
+    commands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +161,7 @@ class RouteRule:
     cluster: str
     timeout: float | None = None  # None: no route timeout
     retry: RetryPolicy | None = None
+    mirror: str | None = None  # redis/memcache: a cluster that also gets every write
 
 
 # --- HTTP routing: virtual hosts (Envoy's VirtualHost / Route / RouteAction, reduced) -------
@@ -306,6 +316,8 @@ class ClusterConfig:
     idle_timeout: float | None = None  # close idle upstream connections (None: keep)
     outlier_detection: OutlierDetection = field(default_factory=OutlierDetection)
     tls: ClusterTlsConfig | None = None  # originate TLS to the endpoints
+    password: str | None = None  # redis: AUTH sent on every new upstream connection
+    hash_tag: str | None = None  # redis/memcache: two characters, e.g. "{}"
 
 
 @dataclass(frozen=True, slots=True)

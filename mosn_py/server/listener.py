@@ -46,6 +46,7 @@ class ListenerContext:
         "timers",
         "http",
         "auto_codecs",
+        "shards",
     )
 
     def __init__(
@@ -78,6 +79,7 @@ class ListenerContext:
         # ``protocol: http``: (HTTP/2 codec, HTTP/1.1 codec), picked per connection by ALPN
         # or by the HTTP/2 connection preface; ``codec_cls`` is None then.
         self.auto_codecs: tuple[Any, Any] | None = None
+        self.shards: dict[int, Any] = {}  # cache protocols: a ketama ring per cluster
 
     def clusters(self) -> ClusterManager:
         return self.runtime.clusters

@@ -13,8 +13,14 @@ import logging
 import socket
 from typing import Any
 
-from mosn_py.config.model import HTTP_LISTENER_PROTOCOLS, Config, ListenerConfig
+from mosn_py.config.model import (
+    CACHE_PROTOCOLS,
+    HTTP_LISTENER_PROTOCOLS,
+    Config,
+    ListenerConfig,
+)
 from mosn_py.errors import ConfigError
+from mosn_py.filters.network.cache_proxy import CacheRouteTable, make_cache_protocol
 from mosn_py.filters.network.l7_proxy import make_l7_protocol
 from mosn_py.filters.network.tcp_proxy import make_tcp_protocol
 from mosn_py.observability.log import log_event
@@ -67,6 +73,8 @@ class Runtime:
             if cfg.protocol in HTTP_LISTENER_PROTOCOLS:
                 ctx.route_table = HttpRouteTable(route)
                 ctx.http = True
+            elif cfg.protocol in CACHE_PROTOCOLS:
+                ctx.route_table = CacheRouteTable(route)
             else:
                 ctx.route_table = RouteTable(route, cfg.protocol)
             factories = []
@@ -88,7 +96,11 @@ class Runtime:
         contexts = [self._make_context(cfg) for cfg in self.config.listeners]
         for cfg, ctx in zip(self.config.listeners, contexts, strict=True):
             sock = self._sockets.get(cfg.name) or bind_socket(cfg)
-            factory = make_tcp_protocol if cfg.protocol == "tcp" else make_l7_protocol
+            factory: Any = (
+                make_tcp_protocol if cfg.protocol == "tcp"
+                else make_cache_protocol if cfg.protocol in CACHE_PROTOCOLS
+                else make_l7_protocol
+            )
             listener = Listener(ctx, factory, sock)
             await listener.start()
             self.listeners.append(listener)

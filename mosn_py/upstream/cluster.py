@@ -4,7 +4,7 @@ health (outlier ejection on consecutive connect failures)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 from mosn_py.codecs.base import CodecLimits, PoolMode
 from mosn_py.config.model import ClusterConfig
@@ -18,6 +18,10 @@ from mosn_py.upstream.streaming import StreamingUpstreamConnection
 
 
 class Cluster:
+    # protocol -> (config, variant) -> [(frame, callbacks)]: requests each new upstream
+    # connection sends first (Redis AUTH / HELLO 3); filled in by extensions.py
+    pool_setups: ClassVar[dict[str, Any]] = {}
+
     __slots__ = (
         "config",
         "name",
@@ -36,6 +40,7 @@ class Cluster:
         "_lb_cls",
         "_unejectors",
         "ssl",
+        "setup_pool",
     )
 
     def __init__(
@@ -57,7 +62,7 @@ class Cluster:
         self.rq_total = 0
         self.rq_overflow = 0
         self.max_requests = config.max_requests
-        self._pools: dict[Host, Any] = {}
+        self._pools: dict[Any, Any] = {}  # by host, or (host, variant)
         self._codec_factory = codec_factory
         self._limits = CodecLimits(max_frame_size=config.max_frame_size)
         self._loop = loop
@@ -65,6 +70,8 @@ class Cluster:
         self._sweeper: asyncio.TimerHandle | None = None
         # TLS origination: one context for every connection of the cluster
         self.ssl = client_context(config.tls, config.protocol) if config.tls else None
+        # (config, variant) -> [(frame, callbacks)] every new connection sends first
+        self.setup_pool: Any = self.pool_setups.get(config.protocol)
         if config.idle_timeout:
             self._schedule_sweep()
 
@@ -72,9 +79,12 @@ class Cluster:
     def overflowing(self) -> bool:
         return self.rq_active >= self.max_requests
 
-    def pool(self, host: Host) -> Any:
-        """The pool for ``host``: multiplexing or ping-pong, as the cluster's codec says."""
-        pool = self._pools.get(host)
+    def pool(self, host: Host, variant: str = "") -> Any:
+        """The pool for ``host``: multiplexing or ping-pong, as the cluster's codec says.
+        ``variant`` names a separate pool of connections set up differently (Redis: RESP3
+        connections); ``setup_pool`` gives them their first requests."""
+        key: Any = (host, variant) if variant else host
+        pool = self._pools.get(key)
         if pool is None:
             codec = self._codec_factory
             extra: dict[str, Any] = {}
@@ -84,7 +94,7 @@ class Cluster:
                 pool_cls = MultiplexPool
                 if hasattr(codec, "send_request"):  # the codec owns stream ids (HTTP/2)
                     extra["conn_cls"] = StreamingUpstreamConnection
-            pool = self._pools[host] = pool_cls(
+            pool = self._pools[key] = pool_cls(
                 host,
                 size=self.config.connections_per_host,
                 codec_factory=self._codec_factory,
@@ -98,6 +108,8 @@ class Cluster:
                 sni=self.config.tls.sni if self.config.tls else None,
                 **extra,
             )
+            if self.setup_pool is not None:
+                pool.setup = self.setup_pool(self.config, variant)
         return pool
 
     # --- passive health ----------------------------------------------------------------------

@@ -161,6 +161,7 @@ class PoolBase:
         "closed",
         "ssl",
         "sni",
+        "setup",
     )
 
     def __init__(
@@ -181,6 +182,8 @@ class PoolBase:
         self.host = host
         self.ssl = tls_context  # originate TLS with this context (the cluster's)
         self.sni = sni
+        # Requests every new connection sends first (Redis AUTH / HELLO 3): (frame, callbacks)
+        self.setup: list[tuple[Any, Any]] = []
         self.size = size
         self.codec_factory = codec_factory
         self.limits = limits
@@ -199,9 +202,11 @@ class PoolBase:
         return {"ssl": self.ssl, "server_hostname": self.sni or host}
 
     def _open(self, cls: type[PooledConnection]) -> Any:
-        c = cls(self)
+        c: Any = cls(self)
         self.conns.append(c)
         c.start_connect()
+        for frame, cb in self.setup:  # queued ahead of every request
+            c.send_request(frame, cb)  # (multiplexed connections only set ``setup``)
         return c
 
     def remove(self, conn: Any) -> None:

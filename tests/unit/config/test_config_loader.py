@@ -315,7 +315,7 @@ SINGLE_ERRORS = [
         (
             "clusters[0].zzz: unknown key; expected name, protocol, type, endpoints, lb, "
             "connect_timeout, connections_per_host, max_requests, max_frame_size, idle_timeout, "
-            "outlier_detection, tls"
+            "outlier_detection, tls, password, hash_tag"
         ),
     ),
     (
@@ -355,7 +355,8 @@ SINGLE_ERRORS = [
     (
         "clusters.0.protocol",
         5,
-        "clusters[0].protocol: expected one of tcp, bolt, http1, http2, grpc, got 5",
+        "clusters[0].protocol: expected one of tcp, bolt, http1, http2, grpc, redis, memcache,"
+        " got 5",
     ),
     # --- missing keys
     ("listeners.0.name", DELETE, "listeners[0].name: missing required key"),
@@ -859,7 +860,7 @@ def test_bad_values_do_not_cascade() -> None:
     assert errors_of(data) == (
         (
             "clusters[0].protocol: unknown value 'bolt2' (did you mean 'bolt'?); expected one of "
-            "tcp, bolt, http1, http2, grpc"
+            "tcp, bolt, http1, http2, grpc, redis, memcache"
         ),
         "clusters[1].name: expected a string, got 5",
     )
@@ -992,3 +993,60 @@ def test_default_config_loads() -> None:
         ("bolt_demo", "bolt", "127.0.0.1:12201"),
         ("echo", "tcp", "127.0.0.1:12301"),
     }
+
+
+# ------------------------------------------------------------------------- redis / memcache
+
+REDIS = """
+listeners:
+  - {name: cache, address: 127.0.0.1:6380, protocol: redis, route: keys, password: s3cret}
+routes:
+  - name: keys
+    rules:
+      - match: {key_prefix: "user:", commands: [GET, set]}
+        cluster: users
+        mirror: shadow
+        timeout: 250ms
+      - cluster: users
+clusters:
+  - name: users
+    protocol: redis
+    endpoints: [127.0.0.1:7001, 127.0.0.1:7002]
+    password: up
+    hash_tag: "{}"
+  - {name: shadow, protocol: redis, endpoints: [127.0.0.1:7003]}
+"""
+
+
+def test_redis_config() -> None:
+    cfg = parse_config(yaml.safe_load(REDIS))
+    lst = cfg.listeners[0]
+    assert (lst.protocol, lst.password) == ("redis", "s3cret")
+    rule = cfg.routes[0].rules[0]
+    assert (rule.match.key_prefix, rule.match.commands, rule.mirror, rule.timeout) == (
+        "user:", ("get", "set"), "shadow", 0.25)
+    users = cfg.clusters[0]
+    assert (users.password, users.hash_tag) == ("up", "{}")
+
+
+def test_redis_config_errors() -> None:
+    data = yaml.safe_load(REDIS)
+    data["clusters"][0]["hash_tag"] = "{{"
+    data["routes"][0]["rules"][0]["mirror"] = "nowhere"
+    data["routes"][0]["rules"][1]["match"] = {"service": "x"}
+    assert errors_of(data) == (
+        "clusters[0].hash_tag: expected two different characters such as '{}', got '{{'",
+        "routes[0].rules[0].mirror: no cluster named 'nowhere'; defined: users, shadow",
+        "routes[0].rules[1].match: listener 'cache' (redis) matches commands by key_prefix and"
+        " commands, not service/method/headers",
+    )
+    other = base()
+    other["listeners"][1]["password"] = "x"
+    other["clusters"][1]["hash_tag"] = "{}"
+    other["routes"][0]["rules"][0]["match"]["key_prefix"] = "a"
+    assert errors_of(other) == (
+        "listeners[1].password: applies to redis listeners only, not tcp",
+        "clusters[1].hash_tag: applies to redis and memcache clusters only, not tcp",
+        "routes[0].rules[0].match: key_prefix and commands match redis/memcache commands;"
+        " listener 'bolt_in' is bolt",
+    )
