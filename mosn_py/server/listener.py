@@ -235,8 +235,8 @@ def idle_token(conn: Any) -> int | None:
     if streams:
         # Requests in flight: their own timeouts apply. Tunnels (WebSocket, CONNECT) have
         # none: they are idle when neither side moved a byte.
-        for s in streams:
-            if not s.tunnel:
+        for s in streams.values() if isinstance(streams, dict) else streams:
+            if not getattr(s, "tunnel", False):
                 return None
             up = s.upstream
             if up is not None:
