@@ -258,3 +258,21 @@ def test_redis_benchmark_default_suite(proxy: Any, redis_servers: Any) -> None:
                  "LRANGE_100 (first 100 elements)", "MSET (10 keys)"):
         assert name in tests, r.stdout
     assert "ERR" not in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_pipeline_beyond_the_reorder_bound(proxy: Any, redis_servers: Any) -> None:
+    """10,000 commands in one write: more than the 4,096 replies the proxy lets a client
+    owe; it stops decoding, then resumes as replies go out. Nothing stalls or reorders."""
+    p = proxy(cache_config(redis_servers(2)))
+    s = socket.create_connection(p.addr("cache"), timeout=20)
+    n = 10_000
+    s.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nk%d\r\n$1\r\nv\r\n" % (len(str(i)) + 1, i)
+                       for i in range(n)) + b"*2\r\n$3\r\nGET\r\n$2\r\nk7\r\n")
+    want = b"+OK\r\n" * n + b"$1\r\nv\r\n"
+    data = b""
+    while len(data) < len(want):
+        chunk = s.recv(1 << 20)
+        assert chunk, len(data)
+        data += chunk
+    s.close()
+    assert data == want

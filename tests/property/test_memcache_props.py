@@ -43,10 +43,12 @@ CLOSED = ConnectionEvent.CLOSED
 
 # --- strategies -----------------------------------------------------------------------------
 
-key_octets = st.integers(0x21, 0xFF).filter(lambda b: b != 0x7F)
+_FORBIDDEN = bytes(range(0x21)) + b"\x7f"
+_SAFE = bytes.maketrans(_FORBIDDEN, b"_" * len(_FORBIDDEN))  # any octet a key may hold
 keys = st.one_of(
-    st.lists(key_octets, min_size=1, max_size=12).map(bytes),
-    st.lists(key_octets, min_size=240, max_size=250).map(bytes),
+    st.binary(min_size=1, max_size=12).map(lambda b: b.translate(_SAFE)),
+    st.tuples(st.integers(240, 250), st.binary(max_size=10)).map(
+        lambda t: (t[1].translate(_SAFE) + b"K" * 250)[: t[0]]),
 )
 values = st.lists(
     st.one_of(
@@ -238,7 +240,7 @@ def test_server_chunking_invariance(parts: list[bytes], cuts: list[int], junk: b
     stream = b"".join(parts) + (b"x" * 700 if junk else b"")
     whole = run(small_server(), [stream])
     assert run(small_server(), chunked(stream, cuts)) == whole
-    if len(stream) < 400:
+    if len(stream) < 200:
         assert run(small_server(), [stream[i : i + 1] for i in range(len(stream))]) == whole
 
 
@@ -378,7 +380,7 @@ def test_buffer_holds_at_most_one_incomplete_request(parts: list[bytes],
             while (ev := codec.next_event()) is not NEED_DATA and ev is not CLOSED:
                 pass
             assert codec.buffered <= bound
-            if codec._server is not None and codec._server.swallowing:
+            if codec.swallowing:
                 assert codec.buffered == 0  # a refused data block is never kept
     except RemoteProtocolError:
         assert codec.buffered == 0  # an error drops the input

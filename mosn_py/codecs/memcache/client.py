@@ -29,6 +29,7 @@ from mosn_py.codecs.memcache.wire import (
     CLIENT_ERROR,
     END,
     ERROR,
+    ERRORS,
     EXPECTED,
     MAX_VLEN,
     NUMBER,
@@ -106,76 +107,85 @@ class ReplyReader:
         """
         buf = self._buf
         start = self._pos
-        if not self.fifo:
-            if len(buf) > start:
+        size = len(buf)
+        fifo = self.fifo
+        if not fifo:
+            if size > start:
                 raise LocalProtocolError(
-                    f"{len(buf) - start} octets of reply with no request outstanding: "
+                    f"{size - start} octets of reply with no request outstanding: "
                     f"{bytes(buf[start : start + 40])!r}",
                     protocol=PROTOCOL,
                 )
             return _CLOSED if self._eof else NEED_DATA
-        if self._eof and len(buf) == start:
-            return _CLOSED  # between replies; the requests still in the FIFO get none
-        rid, name = self.fifo[0]
+        if size == start:
+            return _CLOSED if self._eof else NEED_DATA  # EOF between replies: the requests
+            # still in the FIFO get none (pending_replies() says how many)
+        rid, name = fifo[0]
         retrieval = name in RETRIEVAL
+        # progress in this reply (kept in locals, saved only when more input is needed)
         off = self._off
+        want = self._want
+        scan = self._scan
+        items = self._items
         while True:
-            want = self._want
             if want:
-                if len(buf) - start < want:
-                    return self._need()
-                if buf[start + want - 2 : start + want] != b"\r\n":
+                if size - start < want:
+                    break
+                if buf[start + want - 2] != 13 or buf[start + want - 1] != 10:
                     raise LocalProtocolError("a data block not ended by CRLF", protocol=PROTOCOL)
-                off = self._off = want
-                self._want = 0
+                off = want
+                want = 0
             line_at = start + off
-            nl = buf.find(b"\n", max(self._scan, line_at))
+            nl = buf.find(b"\n", scan if scan > line_at else line_at)
             if nl < 0:
-                if len(buf) - line_at > self.max_line:
-                    raise LocalProtocolError(
-                        f"reply line longer than {self.max_line} octets", protocol=PROTOCOL
-                    )
-                self._scan = len(buf)
-                return self._need()
+                if size - line_at > self.max_line:
+                    raise _long_line(self.max_line)
+                scan = size
+                break
             if nl - line_at > self.max_line:
-                raise LocalProtocolError(
-                    f"reply line longer than {self.max_line} octets", protocol=PROTOCOL
-                )
+                raise _long_line(self.max_line)
             line_end = nl - 1 if nl > line_at and buf[nl - 1] == 13 else nl
-            line = bytes(buf[line_at:line_end])
-            if retrieval and line[:6] == b"VALUE ":
+            if retrieval and buf.startswith(b"VALUE ", line_at):
+                key, flags, n, cas = _value_line(bytes(buf[line_at:line_end]))
                 vstart = nl + 1 - start
-                self._items.append(_value_line(line, vstart, self.max_reply))
-                want = vstart + self._items[-1][3] + 2
+                items.append((key, flags, vstart, n, cas))
+                want = vstart + n + 2
                 if want > self.max_reply:
                     raise LocalProtocolError(
                         f"reply larger than {self.max_reply} octets", protocol=PROTOCOL
                     )
-                self._want = want
-                self._scan = start + want
+                scan = start + want
                 continue
-            reply = _line_reply(line, name)
+            if retrieval and line_end - line_at == 3 and buf.startswith(b"END", line_at):
+                reply = MemcacheReply(END, [])
+            else:
+                reply = _line_reply(bytes(buf[line_at:line_end]), name)
             end = nl + 1
-            break
-        raw = bytes(memoryview(buf)[start:end]) if start or end != len(buf) else bytes(buf)
-        if reply.status == END and self._items:
-            view = memoryview(raw)
-            reply.items = [
-                MemcacheItem(key, flags, view[at : at + n], cas)
-                for key, flags, at, n, cas in self._items
-            ]
-        if self._items:
-            self._items = []
-        self._off = 0
-        self.fifo.popleft()
-        if end == len(buf):
-            buf.clear()
-            self._pos = self._scan = 0
-        else:
-            self._pos = self._scan = end
-        return Frame(
-            _RESPONSE, rid, EMPTY_HEADERS, b"", 0, 0, False, True, None, PROTOCOL, reply, raw
-        )
+            if end == size:
+                raw = bytes(buf) if start == 0 else bytes(memoryview(buf)[start:end])
+                buf.clear()
+                self._pos = self._scan = 0
+            else:
+                raw = bytes(memoryview(buf)[start:end])
+                self._pos = self._scan = end
+            if items:
+                if reply.status == END:
+                    view = memoryview(raw)
+                    reply.items = [
+                        MemcacheItem(key, flags, view[at : at + n], cas)
+                        for key, flags, at, n, cas in items
+                    ]
+                self._items = []
+            self._off = self._want = 0
+            fifo.popleft()
+            return Frame(
+                _RESPONSE, rid, EMPTY_HEADERS, b"", 1 if reply.status in ERRORS else 0, 0,
+                False, True, None, PROTOCOL, reply, raw,
+            )
+        self._off = off
+        self._want = want
+        self._scan = scan
+        return self._need()
 
     def _need(self) -> Any:
         if self._eof:
@@ -186,22 +196,34 @@ class ReplyReader:
         return NEED_DATA
 
 
-def _value_line(line: bytes, at: int, max_reply: int) -> tuple[bytes, int, int, int, int | None]:
-    """``VALUE <key> <flags> <bytes> [<cas unique>]`` -> (key, flags, at, bytes, cas)."""
+def _long_line(limit: int) -> LocalProtocolError:
+    return LocalProtocolError(f"reply line longer than {limit} octets", protocol=PROTOCOL)
+
+
+def _value_line(line: bytes) -> tuple[bytes, int, int, int | None]:
+    """``VALUE <key> <flags> <bytes> [<cas unique>]`` -> (key, flags, bytes, cas)."""
     parts = line.split(b" ")
+    n = len(parts)
+    if n == 4 and parts[2].isdigit() and parts[3].isdigit() and parts[1]:  # the common case
+        f, v = int(parts[2]), int(parts[3])
+        if f <= U32_MAX and v <= MAX_VLEN:
+            return parts[1], f, v, None
     if b"" in parts:
         parts = [p for p in parts if p]
-    n = len(parts)
+        n = len(parts)
     flags = parse_uint(parts[2], U32_MAX) if n in (4, 5) else None
     vlen = parse_uint(parts[3], MAX_VLEN) if n in (4, 5) else None
     cas = parse_uint(parts[4], U64_MAX) if n == 5 else None
     if flags is None or vlen is None or (n == 5 and cas is None):
         raise LocalProtocolError(f"malformed reply line {line[:300]!r}", protocol=PROTOCOL)
-    return parts[1], flags, at, vlen, cas
+    return parts[1], flags, vlen, cas
 
 
 def _line_reply(line: bytes, name: str) -> MemcacheReply:
     """A one-line reply to command ``name`` (for a retrieval: its END or an error)."""
+    status = _WORD_BY_BYTES.get(line)
+    if status is not None and status in EXPECTED[name]:  # the common case: one known word
+        return MemcacheReply(status, [])
     word, _, rest = line.partition(b" ")
     status = _WORD_BY_BYTES.get(word) if not rest or word == b"ERROR" else None
     message = ""

@@ -45,7 +45,7 @@ from mosn_py.codecs.memcache.wire import (
     encode_command,
     encode_reply,
 )
-from mosn_py.errors import LocalProtocolError, ProtocolError, ProxyStatus, RemoteProtocolError
+from mosn_py.errors import LocalProtocolError, ProxyStatus, RemoteProtocolError
 
 _DEFAULT_LIMITS = CodecLimits()
 _RESPONSE = StreamType.RESPONSE
@@ -72,7 +72,7 @@ class MemcacheCodec:
 
     __slots__ = (
         "role", "limits", "max_value_size", "_server", "_client", "_state", "_eof", "_error",
-        "_fatal_reply",
+        "_fatal_reply", "_max_pending",
     )
 
     def __init__(
@@ -108,6 +108,7 @@ class MemcacheCodec:
             )
         else:
             self._client = ReplyReader(max_line=max_line, max_reply=limits.max_frame_size)
+        self._max_pending = max(1, limits.max_pending_frames)
         self._state = _OPEN
         self._eof = False
         self._error: RemoteProtocolError | None = None
@@ -131,6 +132,11 @@ class MemcacheCodec:
         """SERVER: ``max_pending_frames`` responses are owed, so no request is decoded; call
         ``next_event()`` again after ``send()`` (CLIENT: always False)."""
         return self._server is not None and self._server.paused
+
+    @property
+    def swallowing(self) -> int:
+        """SERVER: octets of a refused data block still to be dropped as they arrive."""
+        return self._server.swallowing if self._server is not None else 0
 
     def pending_replies(self) -> int:
         """SERVER: responses still owed to the client (including those held back by the
@@ -234,7 +240,9 @@ class MemcacheCodec:
         when ``raw`` is None (values above 64 KiB uncopied). Unless ``noreply``, the reply is
         then expected under ``request_id`` (default ``frame.request_id``). Raises
         ``LocalProtocolError`` for a response frame, a request the codec answered itself, a
-        stream type that disagrees with ``noreply``, or an invalid command.
+        stream type that disagrees with ``noreply``, an invalid command, or
+        (``status_hint=UPSTREAM_OVERFLOW``) ``limits.max_pending_frames`` requests already
+        awaiting replies.
         """
         rid = frame.request_id if request_id is None else request_id
         server = self._server
@@ -272,9 +280,16 @@ class MemcacheCodec:
                 f"stream type {frame.stream_type.name} disagrees with noreply={cmd.noreply}",
                 protocol=PROTOCOL,
             )
+        expects = not cmd.noreply and name != "quit"
+        if expects and len(client.fifo) >= self._max_pending:
+            raise LocalProtocolError(
+                f"{len(client.fifo)} requests already await their reply on this connection",
+                protocol=PROTOCOL,
+                status_hint=ProxyStatus.UPSTREAM_OVERFLOW,
+            )
         raw = frame.raw
         out: Buffers = [raw] if raw is not None else encode_command(cmd)
-        if not cmd.noreply and name != "quit":
+        if expects:
             client.expect(rid, name)
         return out
 
@@ -315,10 +330,11 @@ class MemcacheCodec:
             return replies.client_error(rid, message)
         return replies.canned_reply(rid, reply)
 
-    def error_reply_for(self, exc: ProtocolError) -> Buffers:
-        """``error_reply()`` sent at once: the buffers to write now (none, or the reply and
-        whatever it follows), for proxies that write bytes rather than frames."""
-        frame = self.error_reply()
+    def error_reply_for(self, exc: Exception) -> Buffers:
+        """``send(error_reply(str(exc)))``: the buffers to write now (``[]`` while earlier
+        responses are outstanding: the reply follows them from a later ``send()``; ``[]``
+        when there is nothing to answer), for proxies that write bytes rather than frames."""
+        frame = self.error_reply(str(exc))
         return self.send(frame) if frame is not None else []
 
     # builders, usable without an instance (see ``replies``)

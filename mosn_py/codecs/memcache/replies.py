@@ -1,5 +1,8 @@
 """Frames a proxy builds itself: replies (SERVER role) and requests (CLIENT role).
 
+``Frame.status`` of a reply is 1 for ``ERROR``, ``CLIENT_ERROR`` and ``SERVER_ERROR``, else 0
+(the same on replies the CLIENT codec decodes).
+
 Every reply frame carries a ``MemcacheReply`` in ``extra`` and, unless a value is larger
 than ``ZERO_COPY_THRESHOLD``, its encoded bytes in ``raw``; ``send()`` encodes the others
 from ``extra`` without copying the large values. Request frames built here have ``raw=None``
@@ -58,8 +61,8 @@ def _single(bufs: Buffers) -> bytes | memoryview | None:
 def reply_frame(request_id: int, reply: MemcacheReply) -> Frame:
     """A response frame for ``reply`` (validated and encoded now)."""
     return Frame(
-        StreamType.RESPONSE, request_id, EMPTY_HEADERS, b"", 0, 0, False, True, None,
-        PROTOCOL, reply, _single(encode_reply(reply)),
+        StreamType.RESPONSE, request_id, EMPTY_HEADERS, b"", 1 if reply.is_error else 0, 0,
+        False, True, None, PROTOCOL, reply, _single(encode_reply(reply)),
     )
 
 
@@ -117,10 +120,11 @@ def local_reply_for_id(request_id: int, status: ProxyStatus, message: str = "") 
 def canned_reply(request_id: int, line: bytes) -> Frame:
     """A reply frame for one reply line the codec chose (``MemcacheCommand.reply``)."""
     word, _, rest = line[:-2].partition(b" ")
-    status = word.decode("ascii", "replace")
+    reply = MemcacheReply(word.decode("ascii", "replace"), [], None,
+                          rest.decode("utf-8", "replace"))
     return Frame(
-        StreamType.RESPONSE, request_id, EMPTY_HEADERS, b"", 0, 0, False, True, None,
-        PROTOCOL, MemcacheReply(status, [], None, rest.decode("utf-8", "replace")), line,
+        StreamType.RESPONSE, request_id, EMPTY_HEADERS, b"", 1 if reply.is_error else 0, 0,
+        False, True, None, PROTOCOL, reply, line,
     )
 
 

@@ -155,6 +155,7 @@ class RequestReader:
                         cmd.reply = BAD_CHUNK
                 else:
                     # a refused storage request: drop its data block (memcached conn_swallow)
+                    self._want = 0
                     raw = snap[pos:start]
                     if end > size:
                         self._swallow = end - size

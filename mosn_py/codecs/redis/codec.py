@@ -353,10 +353,10 @@ class RedisCodec:
         return [data]
 
     def _check_reply_id(self, rid: int, nxt: int) -> None:
+        if rid < 1 or rid >= self._next_id:
+            raise LocalProtocolError(f"no command {rid} awaits a reply", protocol=PROTOCOL)
         if rid < nxt or rid in self._parked:
             raise LocalProtocolError(f"command {rid} was already answered", protocol=PROTOCOL)
-        if rid >= self._next_id or rid < 1:
-            raise LocalProtocolError(f"no command {rid} awaits a reply", protocol=PROTOCOL)
 
     # --- replies the codec makes -------------------------------------------------------------
 

@@ -110,6 +110,12 @@ class _Input:
         self.pos = 0
 
 
+def _show(octet: int) -> str:
+    """An octet for an error message: itself when printable ASCII, else ``\\xHH`` (the
+    message becomes an error reply line, which must not hold CR or LF)."""
+    return chr(octet) if 0x20 <= octet < 0x7F else f"\\x{octet:02x}"
+
+
 def _length(seg: bytearray) -> int:
     """``canonical_length`` with the common small case inlined; ``ValueError`` if bad."""
     n = int(seg)
@@ -192,7 +198,7 @@ class RequestReader(_Input):
                     if p >= end:
                         break
                     if buf[p] != T_BULK:
-                        raise Violation(f"Protocol error: expected '$', got '{chr(buf[p])}'")
+                        raise Violation(f"Protocol error: expected '$', got '{_show(buf[p])}'")
                     nl = find(b"\r\n", p + 1, p + HEADER_MAX)
                     if nl < 0:
                         if end - p >= HEADER_MAX:
@@ -314,7 +320,7 @@ class ReplyReader(_Input):
                     n = _length(buf[p + 1 : nl])
                 except ValueError:
                     raise Violation("Protocol error: invalid bulk length") from None
-                if n < 0:
+                if n < 0 or n > self.max_size:
                     if n != -1 or t != T_BULK:
                         raise Violation("Protocol error: invalid bulk length")
                     q = nl + 2
@@ -379,7 +385,7 @@ class ReplyReader(_Input):
                     raise Violation("Protocol error: bad boolean")
                 q = p + 4
             else:
-                raise Violation(f"Protocol error: unknown reply type byte {chr(t)!r}")
+                raise Violation(f"Protocol error: unknown reply type byte '{_show(t)}'")
             p = q
             # One element ended at ``p``: close the aggregates it completes.
             while stack:

@@ -92,8 +92,8 @@ def local_reply_text(status: ProxyStatus, message: str = "") -> str:
     if status is ProxyStatus.OK:
         return label
     if not message or message.lower().startswith(label.lower()):
-        return f"ERR {message or label}"
-    return f"ERR {label}: {message}"
+        return sanitize_error(f"ERR {message or label}")
+    return sanitize_error(f"ERR {label}: {message}")
 
 
 def status_reply(request_id: int, status: ProxyStatus, message: str = "") -> Frame:

@@ -348,7 +348,7 @@ class CacheProxyConnection(BaseConnection):
             return
         if out:
             self.write(out)
-        if self.codec.paused and not self._pumping:
+        if not self._pumping and self.codec.buffered:
             self._pump()  # the reorder buffer was full: decode what waited
         if len(self.in_flight) < MAX_IN_FLIGHT // 2:
             from mosn_py.server.connection import PAUSE_STREAMS

@@ -22,6 +22,7 @@ import pytest
 
 from mosn_py.codecs.base import (
     NEED_DATA,
+    Codec,
     CodecLimits,
     ConnectionEvent,
     Frame,
@@ -628,7 +629,8 @@ def test_error_reply_for_gives_bytes() -> None:
     codec.receive_data(b"z" * 3000)
     with pytest.raises(RemoteProtocolError) as exc:
         codec.next_event()
-    assert codec.error_reply_for(exc.value) == [b"CLIENT_ERROR line too long\r\n"]
+    assert codec.error_reply_for(exc.value) == [
+        b"CLIENT_ERROR command line longer than 2048 octets\r\n"]
     assert codec.pending_replies() == 0
     assert codec.error_reply_for(exc.value) == []
 
@@ -1013,7 +1015,7 @@ def test_noreply_requests_expect_nothing() -> None:
     assert codec.next_event().request_id == 2
 
 
-def test_many_item_reply_in_small_chunks_is_linear() -> None:
+def test_many_item_reply_in_small_chunks() -> None:
     items = b"".join(b"VALUE key%d 0 100\r\n%s\r\n" % (i, b"v" * 100) for i in range(2000))
     wire = items + b"END\r\n"
     codec = client((1, "get"))
@@ -1064,6 +1066,32 @@ def test_reply_over_max_frame_size_is_fatal() -> None:
         codec.next_event()
 
 
+def test_client_fifo_is_bounded() -> None:
+    codec = MemcacheCodec(Role.CLIENT, limits=CodecLimits(max_pending_frames=2))
+    codec.send(make_get(1, "get", [b"a"]))
+    codec.send(make_get(2, "get", [b"a"]))
+    codec.send(make_request(3, cmd("delete", [b"a"], noreply=True)))  # expects nothing
+    with pytest.raises(LocalProtocolError) as exc:
+        codec.send(make_get(4, "get", [b"a"]))
+    assert exc.value.status_hint is ProxyStatus.UPSTREAM_OVERFLOW
+    codec.receive_data(b"END\r\n")
+    assert codec.next_event().request_id == 1
+    codec.send(make_get(4, "get", [b"a"]))
+
+
+def test_error_replies_have_status_1() -> None:
+    assert [MemcacheCodec.error(1).status, MemcacheCodec.client_error(1, "x").status,
+            MemcacheCodec.server_error(1, "x").status, MemcacheCodec.status_reply(1, "OK").status,
+            MemcacheCodec.value_reply(1, []).status] == [1, 1, 1, 0, 0]
+    codec = client((1, "set"), (2, "set"))
+    codec.receive_data(b"SERVER_ERROR out of memory\r\nSTORED\r\n")
+    assert [e.status for e in drain(codec)] == [1, 0]
+    s = server()
+    [bad] = feed(s, [b"bogus\r\n"])
+    reply = s.reply_for(bad)
+    assert reply is not None and reply.status == 1
+
+
 def test_client_eof() -> None:
     codec = client((1, "get"), (2, "get"))
     evs = feed(codec, [b"END\r\n"], eof=True)
@@ -1107,6 +1135,7 @@ def test_match(prefix: bytes, result: MatchResult) -> None:
 
 
 def test_class_attributes() -> None:
+    assert isinstance(MemcacheCodec(Role.SERVER), Codec)
     assert MemcacheCodec.protocol == "memcache"
     assert MemcacheCodec.pool_mode is PoolMode.PIPELINE
     assert not MemcacheCodec(Role.CLIENT).paused
@@ -1158,7 +1187,6 @@ def connect(addr: tuple[str, int]) -> Iterator[socket.socket]:
 
 def roundtrip(sock: socket.socket, codec: MemcacheCodec, frames: list[Frame]) -> list[Frame]:
     """Send ``frames`` with the CLIENT codec; read until a reply per expected request."""
-    out = []
     for f in frames:
         for buf in codec.send(f):
             sock.sendall(buf)
@@ -1168,8 +1196,7 @@ def roundtrip(sock: socket.socket, codec: MemcacheCodec, frames: list[Frame]) ->
         assert data, "memcached closed the connection"
         codec.receive_data(data)
         replies += drain(codec)
-    out += replies
-    return out
+    return replies
 
 
 def one(sock: socket.socket, codec: MemcacheCodec, command: MemcacheCommand,
@@ -1230,6 +1257,13 @@ def test_real_every_command(memcached: tuple[str, int]) -> None:
         ])
         assert [(r.request_id, bytes(r.extra.items[0].value)) for r in rs] == [(5, b"3")]
         assert codec.state is CodecState.OPEN
+        # quit: no reply expected, the server closes, the codec reports CLOSED
+        for buf in codec.send(make_request(9, cmd("quit"))):
+            s.sendall(buf)
+        assert codec.pending_replies() == 0
+        assert s.recv(100) == b""
+        codec.receive_data(b"")
+        assert codec.next_event() is CLOSED
 
 
 @needs_memcached

@@ -115,6 +115,7 @@ class FakeCtx:
         self.loop = None
         self.timers = None
         self.http = False
+        self.translators: dict[Any, Any] = {}
         self.cluster = FakeCluster(rec)
         outer = self
 

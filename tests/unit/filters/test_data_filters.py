@@ -134,6 +134,7 @@ class Ctx:
         self.loop = None
         self.timers = None
         self.http = False
+        self.translators: dict[Any, Any] = {}
         self.draining = False
         self.limits = limits
         self.cluster = Cluster(log)
