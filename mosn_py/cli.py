@@ -21,6 +21,7 @@ import socket
 import sys
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from mosn_py import __version__
 from mosn_py.config.model import Config
@@ -42,7 +43,20 @@ def _load(path: str | None) -> Config:
     from mosn_py.extensions import default_registries
 
     reg = default_registries()
-    return load_config(path or default_config_path(), known_filters=reg.stream_filters.as_dict())
+    return load_config(
+        path or default_config_path(),
+        known_filters=reg.stream_filters.as_dict(),
+        translations=translator_pairs(reg),
+    )
+
+
+def translator_pairs(reg: Any) -> dict[tuple[str, str], Any]:
+    """(downstream, upstream) -> translator class, from the registry's "down->up" names."""
+    out: dict[tuple[str, str], Any] = {}
+    for name, cls in reg.translators.as_dict().items():
+        down, _, up = name.partition("->")
+        out[(down, up)] = cls
+    return out
 
 
 def _print_config_errors(path: str, e: ConfigError) -> None:

@@ -3,7 +3,7 @@ addresses, references to routes and clusters, protocol compatibility)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from mosn_py.config.model import (
@@ -15,6 +15,7 @@ from mosn_py.config.model import (
     RouteConfig,
 )
 from mosn_py.config.shape import _Errors, _join, _Parsed, _unknown_name
+from mosn_py.errors import ConfigError
 
 # -------------------------------------------------------------------------------- cross checks
 
@@ -155,6 +156,9 @@ def _protocol_errors(
                     errs.add(_join(rule_path, "mirror"), f"cluster {shadow.name!r} speaks"
                              f" {shadow.protocol}, the rule's cluster {main.protocol}")
             cluster = speaks(rule.cluster)
+            if cluster is not None and rule.translate:
+                _check_translate(errs, _join(rule_path, "translate"), listener.protocol,
+                                 cluster.protocol, dict(rule.translate), translations)
             if cluster is not None and not compatible(listener.protocol, cluster.protocol):
                 errs.add(
                     _join(rule_path, "cluster"),
@@ -249,3 +253,23 @@ def _http_cluster_refs(path: str, route: RouteConfig) -> list[tuple[str, str]]:
             for k, w in enumerate(rule.weighted_clusters):
                 refs.append((f"{rule_path}.weighted_clusters[{k}].cluster", w.cluster))
     return refs
+
+
+def _check_translate(
+    errs: _Errors, path: str, down: str, up: str, options: dict[str, Any],
+    translations: Collection[tuple[str, str]],
+) -> None:
+    """A rule's ``translate`` options: only where a translator runs, and valid for it."""
+    if down == up:
+        errs.add(path, f"the listener and the cluster both speak {down}: nothing to translate")
+        return
+    if (down, up) not in translations:
+        return  # reported as a protocol mismatch
+    cls = translations[(down, up)] if isinstance(translations, Mapping) else None
+    if cls is None:
+        return
+    try:
+        cls.from_options(options)
+    except ConfigError as exc:
+        for line in exc.errors:
+            errs.add(path, line)

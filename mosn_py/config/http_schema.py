@@ -41,7 +41,16 @@ from mosn_py.config.model import (
     VirtualHost,
     WeightedCluster,
 )
-from mosn_py.config.shape import _Errors, _field, _join, _list, _mapping, _matchers, _retry
+from mosn_py.config.shape import (
+    _Errors,
+    _field,
+    _join,
+    _list,
+    _mapping,
+    _matchers,
+    _retry,
+    translate_options,
+)
 from mosn_py.config.values import (
     describe,
     int_at_least,
@@ -60,7 +69,7 @@ __all__ = ["REQUEST_PSEUDO_HEADERS", "parse_virtual_hosts"]
 _VHOST_KEYS = ("name", "domains", "rules", "request_headers", "response_headers")
 _RULE_KEYS = (
     "match", "cluster", "weighted_clusters", "direct_response", "redirect", "prefix_rewrite",
-    "host_rewrite", "timeout", "retry", "request_headers", "response_headers",
+    "host_rewrite", "timeout", "retry", "request_headers", "response_headers", "translate",
 )
 _MATCH_KEYS = ("prefix", "path", "regex", "case_sensitive", "headers", "query", "grpc")
 _REDIRECT_KEYS = ("scheme", "host", "port", "path", "prefix_rewrite", "code", "strip_query")
@@ -394,6 +403,7 @@ def _rule(
         response_headers=_mutation(
             errs, _join(path, "response_headers"), d.get("response_headers"), request=False
         ),
+        translate=translate_options(errs, _join(path, "translate"), d.get("translate")),
     )
 
 

@@ -68,6 +68,7 @@ from mosn_py.config.shape import (
     _matchers,
     _Parsed,
     _retry,
+    translate_options,
 )
 from mosn_py.config.values import (
     describe,
@@ -421,7 +422,7 @@ def _match(errs: _Errors, path: str, raw: object) -> RouteMatch:
 
 
 def _rule(errs: _Errors, path: str, raw: object) -> RouteRule | None:
-    keys = ("match", "cluster", "timeout", "retry", "mirror")
+    keys = ("match", "cluster", "timeout", "retry", "mirror", "translate")
     d = _mapping(errs, path, raw, keys, required=("cluster",))
     if d is None:
         return None
@@ -431,6 +432,7 @@ def _rule(errs: _Errors, path: str, raw: object) -> RouteRule | None:
         timeout=_field(errs, d, path, "timeout", parse_optional_duration, None),
         retry=_retry(errs, _join(path, "retry"), d.get("retry")),
         mirror=_field(errs, d, path, "mirror", parse_name, None),
+        translate=translate_options(errs, _join(path, "translate"), d.get("translate")),
     )
 
 
@@ -650,7 +652,8 @@ def _parse(
     top = _mapping(errs, "", data, _TOP_KEYS)
     assert top is not None  # data is a dict
     parsed = _parse_sections(errs, top, known_filters)
-    _cross_check(errs, parsed, frozenset(translations))
+    pairs = translations if isinstance(translations, Mapping) else frozenset(translations)
+    _cross_check(errs, parsed, pairs)
     if errs.lines:
         return None, errs.lines
     config = Config(

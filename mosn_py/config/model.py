@@ -162,6 +162,9 @@ class RouteRule:
     timeout: float | None = None  # None: no route timeout
     retry: RetryPolicy | None = None
     mirror: str | None = None  # redis/memcache: a cluster that also gets every write
+    # options of the translator used when the cluster speaks another protocol than the
+    # listener (validated by the translator's ``from_options``), in file order
+    translate: tuple[tuple[str, object], ...] = ()
 
 
 # --- HTTP routing: virtual hosts (Envoy's VirtualHost / Route / RouteAction, reduced) -------
@@ -260,6 +263,7 @@ class HttpRouteRule:
     retry: RetryPolicy | None = None
     request_headers: HeaderMutation = field(default_factory=HeaderMutation)
     response_headers: HeaderMutation = field(default_factory=HeaderMutation)
+    translate: tuple[tuple[str, object], ...] = ()  # as RouteRule.translate
 
 
 @dataclass(frozen=True, slots=True)

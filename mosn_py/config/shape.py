@@ -259,3 +259,9 @@ class _Parsed:
     http_clusters: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
+def translate_options(errs: _Errors, path: str, raw: object) -> tuple[tuple[str, object], ...]:
+    """A rule's ``translate`` mapping (checked later by the translator the rule needs)."""
+    if raw is None:
+        return ()
+    d = _mapping(errs, path, raw, None)
+    return tuple(d.items()) if d else ()

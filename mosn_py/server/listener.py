@@ -47,6 +47,8 @@ class ListenerContext:
         "http",
         "auto_codecs",
         "shards",
+        "translators",
+        "_translators",
     )
 
     def __init__(
@@ -80,6 +82,27 @@ class ListenerContext:
         # or by the HTTP/2 connection preface; ``codec_cls`` is None then.
         self.auto_codecs: tuple[Any, Any] | None = None
         self.shards: dict[int, Any] = {}  # cache protocols: a ketama ring per cluster
+        # (listener protocol, cluster protocol) -> translator class; empty: none registered
+        self.translators: dict[tuple[str, str], Any] = {}
+        self._translators: dict[tuple[int, str], Any] = {}  # built per (rule, upstream)
+
+    def translator_for(self, rule: Any, upstream: str) -> Any:
+        """The translator a request needs to reach an ``upstream`` cluster under ``rule``
+        (a RouteRule / HttpRouteRule), or None when the protocols match (HTTP versions
+        convert without one). Built once per rule from its ``translate`` options."""
+        down = self.config.protocol
+        if down == upstream:
+            return None
+        key = (id(rule), upstream)
+        found = self._translators.get(key)
+        if found is not None:
+            return found
+        cls = self.translators.get((down, upstream))
+        if cls is None:
+            return None  # HTTP <-> HTTP (the config checks refused anything else)
+        t = cls.from_options(dict(getattr(rule, "translate", ())))
+        self._translators[key] = t
+        return t
 
     def clusters(self) -> ClusterManager:
         return self.runtime.clusters

@@ -59,6 +59,10 @@ class Runtime:
 
     def _make_context(self, cfg: ListenerConfig) -> ListenerContext:
         ctx = ListenerContext(cfg, self, self.loop, self.batcher)
+        for name, cls in self.registries.translators.as_dict().items():
+            down, _, up = name.partition("->")
+            if down == cfg.protocol or (cfg.protocol == "http" and down in ("http1", "http2")):
+                ctx.translators[(down, up)] = cls
         if cfg.protocol != "tcp":
             if cfg.protocol == "http":
                 ctx.auto_codecs = (

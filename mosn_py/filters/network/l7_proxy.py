@@ -53,6 +53,7 @@ from mosn_py.filters.chain import (
 from mosn_py.filters.network.http_route_step import response_head, route_http, settle_upgrade
 from mosn_py.observability.log import log_event
 from mosn_py.server.connection import PAUSE_FLOW, PAUSE_PEER_SLOW, PAUSE_STREAMS, BaseConnection
+from mosn_py.translate.base import TranslationError
 
 if TYPE_CHECKING:
     import asyncio
@@ -365,6 +366,9 @@ class Stream:
         "req_ended",
         "resp_started",
         "tunnel",
+        "translator",
+        "_tbody",
+        "_tresp",
         "vhost",
     )
 
@@ -398,6 +402,12 @@ class Stream:
         self.req_ended = request.end_stream
         self.resp_started = False
         self.tunnel = False  # a 101 (or 2xx to CONNECT) turned the exchange into a tunnel
+        # Protocol translation (the cluster speaks another protocol than the listener): the
+        # translator; the request body being collected (streaming downstream); the
+        # response being collected (streaming upstream): [head, body, trailers].
+        self.translator: Any = None
+        self._tbody: bytearray | None = None
+        self._tresp: list[Any] | None = None
 
     # --- decode path ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -504,7 +514,11 @@ class Stream:
             )
             return False
         self.cluster_obj = cluster
-        if ctx.http and not settle_upgrade(self, cluster.config.protocol):
+        if ctx.translators:
+            self.translator = ctx.translator_for(rule.config, cluster.config.protocol)
+        if ctx.http and self.translator is None and not settle_upgrade(
+            self, cluster.config.protocol
+        ):
             return False
         if rule.retry is not None:
             self.retries_left = rule.retry.attempts
@@ -540,8 +554,19 @@ class Stream:
         cluster = self.cluster_obj
         host = self.host
         assert cluster is not None and host is not None
-        upstream = cluster.pool(host).acquire()
         request = self.request
+        if self.translator is not None:
+            if not request.end_stream:
+                # A streaming request: translators take whole messages. Collect the body
+                # (bounded), then come back here (``_translated_body``).
+                self._tbody = bytearray()
+                return
+            try:
+                request = self.translator.request(request)
+            except TranslationError as e:
+                self.send_local_reply(e.status, e.message)
+                return
+        upstream = cluster.pool(host).acquire()
         cluster.rq_total += 1
         host.rq_total += 1
         if request.stream_type is StreamType.ONEWAY:
@@ -567,6 +592,14 @@ class Stream:
     def on_downstream_data(self, df: DataFrame) -> None:
         if self.done or self.req_ended:
             return  # (req_ended: the end mark of an Upgrade request the proxy made plain)
+        tbody = self._tbody
+        if tbody is not None:
+            tbody += df.data
+            if df.end_stream:
+                self._translated_body(None)
+            elif len(tbody) > self._translate_limit():
+                self.send_local_reply(ProxyStatus.CODEC_ERROR, "request too large to translate")
+            return
         flow = self._dflow
         if flow is not None:
             flow.data(df.data, df.end_stream)
@@ -583,6 +616,9 @@ class Stream:
     def on_downstream_trailers(self, tf: TrailersFrame) -> None:
         if self.done or self.req_ended:
             return
+        if self._tbody is not None:
+            self._translated_body(tf.trailers)
+            return
         flow = self._dflow
         if flow is not None:
             flow.trailers(tf.trailers)
@@ -590,6 +626,34 @@ class Stream:
         self.req_ended = True
         if self.upstream is not None:
             self.upstream.send_trailers(self.upstream_id, tf)
+
+    def _translate_limit(self) -> int:
+        cluster = self.cluster_obj
+        return cluster.config.max_frame_size if cluster is not None else 16 << 20
+
+    def _translated_body(self, trailers: Any) -> None:
+        """The whole request body is in: translate and send it as one message."""
+        tbody = self._tbody
+        assert tbody is not None
+        self._tbody = None
+        self.req_ended = True
+        self.request = self.request.evolve(body=bytes(tbody), trailers=trailers,
+                                           end_stream=True)
+        self._send()
+
+    def _translated_response(self, head: Frame, body: bytes | memoryview,
+                             trailers: Any) -> None:
+        """The whole upstream response is in: translate it for the client."""
+        self._tresp = None
+        self._release_upstream()
+        whole = head if head.end_stream and trailers is None and not body else head.evolve(
+            body=body, trailers=trailers, end_stream=True)
+        try:
+            resp = self.translator.response(whole, self.request)
+        except TranslationError as e:
+            self.send_local_reply(e.status, e.message)
+            return
+        self._encode(resp)
 
     def on_downstream_reset(self, rf: ResetFrame) -> None:
         """The client abandoned the stream: abandon the upstream exchange too."""
@@ -631,8 +695,16 @@ class Stream:
             # An interim response (100 Continue, 103 Early Hints): pass it on as it is to
             # HTTP/1.1 clients; HTTP/2 clients get only the final response.
             conn = self.conn
+            if self.translator is not None:
+                return
             if not conn.closed and not conn.flow:
                 conn.write(conn.codec.send(frame, self.request.request_id))
+            return
+        if self.translator is not None:
+            if frame.end_stream:
+                self._translated_response(frame, frame.body, frame.trailers)
+            else:
+                self._tresp = [frame, bytearray(), None]
             return
         if frame.end_stream:
             self._release_upstream()
@@ -659,6 +731,16 @@ class Stream:
     def on_upstream_data(self, df: DataFrame) -> None:
         if self.done:
             return
+        tresp = self._tresp
+        if tresp is not None:
+            tresp[1] += df.data
+            if df.end_stream:
+                self._translated_response(tresp[0], bytes(tresp[1]), None)
+            elif len(tresp[1]) > self._translate_limit():
+                self._release_upstream()
+                self.send_local_reply(ProxyStatus.UPSTREAM_RESET,
+                                      "response too large to translate")
+            return
         flow = self._eflow
         if flow is not None:
             if df.end_stream:
@@ -675,6 +757,10 @@ class Stream:
 
     def on_upstream_trailers(self, tf: TrailersFrame) -> None:
         if self.done:
+            return
+        tresp = self._tresp
+        if tresp is not None:
+            self._translated_response(tresp[0], bytes(tresp[1]), tf.trailers)
             return
         flow = self._eflow
         if flow is not None:
