@@ -63,6 +63,14 @@ class PoolMode(enum.Enum):
     PIPELINE = "pipeline"  # many requests in flight per connection, responses in request order
 
 
+class CodecState(enum.Enum):
+    """A codec's receive state: decoding, the peer ended cleanly, or a protocol error."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    ERROR = "error"
+
+
 class ConnectionEvent(enum.Enum):
     """Non-frame events a codec can report."""
 

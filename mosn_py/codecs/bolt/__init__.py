@@ -10,10 +10,10 @@ Sans-IO: nothing here imports asyncio, uvloop, socket or selectors.
 
 from __future__ import annotations
 
+from mosn_py.codecs.base import CodecState
 from mosn_py.codecs.bolt.codec import (
     ZERO_COPY_THRESHOLD,
     BoltCodec,
-    CodecState,
     encode_frame,
     local_reply_for_id,
     patch_raw,

@@ -26,7 +26,6 @@ patching only the 4 requestId bytes (and the CRC32 of a v2 CRC frame).
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -35,6 +34,7 @@ from typing import Any, ClassVar, Literal
 from mosn_py.codecs.base import (
     NEED_DATA,
     CodecLimits,
+    CodecState,
     ConnectionEvent,
     Frame,
     MatchResult,
@@ -128,12 +128,6 @@ def local_reply_for_id(
         protocol=_PROTOCOL,
         extra=extra,
     )
-
-
-class CodecState(enum.Enum):
-    OPEN = "open"
-    CLOSED = "closed"
-    ERROR = "error"
 
 
 _OPEN = CodecState.OPEN

@@ -83,7 +83,8 @@ Sans-IO: nothing here imports asyncio, uvloop, socket or selectors.
 
 from __future__ import annotations
 
-from mosn_py.codecs.memcache.codec import CodecState, MemcacheCodec
+from mosn_py.codecs.base import CodecState
+from mosn_py.codecs.memcache.codec import MemcacheCodec
 from mosn_py.codecs.memcache.matcher import match
 from mosn_py.codecs.memcache.order import ResponseOrder
 from mosn_py.codecs.memcache.replies import (

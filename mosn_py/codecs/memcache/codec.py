@@ -17,11 +17,11 @@ after ``CLOSED`` or ``ERROR``.
 
 from __future__ import annotations
 
-import enum
 from typing import Any, ClassVar
 
 from mosn_py.codecs.base import (
     CodecLimits,
+    CodecState,
     ConnectionEvent,
     Frame,
     MatchResult,
@@ -50,12 +50,6 @@ from mosn_py.errors import LocalProtocolError, ProxyStatus, RemoteProtocolError
 _DEFAULT_LIMITS = CodecLimits()
 _RESPONSE = StreamType.RESPONSE
 _ONEWAY = StreamType.ONEWAY
-
-
-class CodecState(enum.Enum):
-    OPEN = "open"
-    CLOSED = "closed"
-    ERROR = "error"
 
 
 _OPEN = CodecState.OPEN

@@ -93,7 +93,8 @@ Sans-IO: nothing here imports asyncio, uvloop, socket or selectors.
 
 from __future__ import annotations
 
-from mosn_py.codecs.redis.codec import CodecState, RedisCodec
+from mosn_py.codecs.base import CodecState
+from mosn_py.codecs.redis.codec import RedisCodec
 from mosn_py.codecs.redis.framing import parse_reply
 from mosn_py.codecs.redis.inline import split_inline
 from mosn_py.codecs.redis.matcher import match

@@ -31,13 +31,13 @@ after ``send()`` has released replies -- so pull again after sending.
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from typing import Any, ClassVar
 
 from mosn_py.codecs.base import (
     NEED_DATA,
     CodecLimits,
+    CodecState,
     ConnectionEvent,
     Frame,
     MatchResult,
@@ -71,12 +71,6 @@ _CLOSED_EVENT = ConnectionEvent.CLOSED
 _ERROR_TYPES = frozenset((T_ERROR, T_BLOB_ERROR))
 
 Buffers = list[bytes | bytearray | memoryview]
-
-
-class CodecState(enum.Enum):
-    OPEN = "open"
-    CLOSED = "closed"
-    ERROR = "error"
 
 
 _OPEN = CodecState.OPEN
