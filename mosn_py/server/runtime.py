@@ -77,6 +77,7 @@ class Runtime:
             if cfg.protocol in HTTP_LISTENER_PROTOCOLS:
                 ctx.route_table = HttpRouteTable(route)
                 ctx.http = True
+                self._check_translators(ctx, route)
             elif cfg.protocol in CACHE_PROTOCOLS:
                 ctx.route_table = CacheRouteTable(route)
             else:
@@ -92,6 +93,25 @@ class Runtime:
                     ) from None
             ctx.filter_factories = tuple(factories)
         return ctx
+
+    def _check_translators(self, ctx: ListenerContext, route: Any) -> None:
+        """Build the translators of HTTP rules now, so that bad ``translate`` options stop
+        the start (the config loader checks those of single-frame rules itself)."""
+        for vh in route.virtual_hosts:
+            for rule in vh.rules:
+                names = [rule.cluster] if rule.cluster else [
+                    w.cluster for w in rule.weighted_clusters
+                ]
+                for name in names:
+                    cluster = self.config.cluster(name)
+                    if cluster is None:
+                        continue
+                    try:
+                        ctx.translator_for(rule, cluster.protocol)
+                    except ConfigError as e:
+                        raise ConfigError([f"listener {ctx.config.name!r}, virtual host"
+                                           f" {vh.name!r}, cluster {name!r}: translate: {m}"
+                                           for m in e.errors]) from None
 
     async def start(self) -> None:
         from mosn_py.demo import start_demo_upstreams

@@ -1050,3 +1050,26 @@ def test_redis_config_errors() -> None:
         "routes[0].rules[0].match: key_prefix and commands match redis/memcache commands;"
         " listener 'bolt_in' is bolt",
     )
+
+
+def test_translate_options_checked_by_the_translator() -> None:
+    from mosn_py.cli import translator_pairs
+    from mosn_py.extensions import default_registries
+
+    pairs = translator_pairs(default_registries())
+    data = base()
+    data["clusters"][0]["protocol"] = "grpc"
+    data["routes"][0]["rules"][0]["translate"] = {"services": {"a.B:1.0": "a.B"}}
+    cfg = parse_config(data, translations=pairs)
+    assert dict(cfg.routes[0].rules[0].translate) == {"services": {"a.B:1.0": "a.B"}}
+    data["routes"][0]["rules"][0]["translate"] = {"servics": {}}
+    (err,) = errors_of(data, translations=pairs)
+    assert err.startswith("routes[0].rules[0].translate: servics: unknown bolt->grpc option")
+    same = base()
+    same["routes"][0]["rules"][0]["translate"] = {"services": {}}
+    assert errors_of(same, translations=pairs) == (
+        "routes[0].rules[0].translate: the listener and the cluster both speak bolt: nothing"
+        " to translate",
+    )
+    assert "no translator" in errors_of(
+        edited("clusters.0.protocol", "redis"), translations=pairs)[0]
