@@ -26,6 +26,9 @@ def register_builtin(reg: Registries) -> Registries:
     reg.codecs.register("http2", Http2Codec)
     reg.codecs.register("grpc", Http2Codec)  # gRPC is HTTP/2 (its replies by content-type)
     _register_cache(reg)
+    from mosn_py.translate import register_translators
+
+    register_translators(reg)  # bolt<->grpc, http<->bolt
     for lb in BUILTIN_LBS:
         reg.lb_policies.register(lb.name, lb)
     reg.stream_filters.register(FaultFilterFactory.name, FaultFilterFactory)

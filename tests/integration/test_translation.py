@@ -108,3 +108,29 @@ def test_curl_to_bolt_server(proxy: Any, anthunder_server: Any, tmp_path: Any) -
     assert r.stdout == "200", r.stderr
     res = hello_result(out.read_bytes())
     assert (res.result, res.seq) == ("hello curl", 9)
+
+
+def test_bolt_to_grpc_example(proxy: Any, grpc_server: Any) -> None:  # noqa: F811
+    """examples/bolt-to-grpc.yaml as shipped (addresses swapped), driven like its comment
+    says: the demo Bolt client."""
+    import yaml
+
+    from tests.integration.conftest import REPO
+
+    g = grpc_server()
+    cfg = yaml.safe_load((REPO / "examples" / "bolt-to-grpc.yaml").read_text())
+    cfg["admin"]["address"] = "127.0.0.1:0"
+    cfg["listeners"][0]["address"] = "127.0.0.1:0"
+    cfg["clusters"][0]["endpoints"] = [g.address]
+    p = proxy(cfg)
+    host, port = p.addr("sofarpc")
+
+    def client(*args: str) -> str:
+        import sys
+
+        r = subprocess.run([sys.executable, "-m", "mosn_py.demo.client", f"{host}:{port}",
+                            *args], capture_output=True, text=True, timeout=30, cwd=REPO)
+        return r.stdout.strip()
+
+    assert client("--name", "alice") == "status=0 result='hello alice' seq=0"
+    assert client("--name", "fail").startswith("status=2 ")
