@@ -45,6 +45,7 @@ def _register_cache(reg: Registries) -> None:
     from mosn_py.filters.network.cache_proxy import CacheProxyConnection
     from mosn_py.filters.network.memcache_adapter import MemcacheAdapter
     from mosn_py.filters.network.redis_adapter import RedisAdapter, redis_connection_setup
+    from mosn_py.translate.memcache_redis import MemcacheToRedis
     from mosn_py.upstream.cluster import Cluster
 
     reg.codecs.register("redis", RedisCodec)
@@ -52,6 +53,8 @@ def _register_cache(reg: Registries) -> None:
     CacheProxyConnection.adapters["redis"] = RedisAdapter
     CacheProxyConnection.adapters["memcache"] = MemcacheAdapter
     Cluster.pool_setups["redis"] = redis_connection_setup
+    # memcached clients -> Redis servers (memcache_adapter hands such commands to it)
+    reg.translators.register("memcache->redis", MemcacheToRedis)
 
 
 def load_entry_points(reg: Registries) -> None:

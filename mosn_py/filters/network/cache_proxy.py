@@ -216,6 +216,7 @@ class CacheRequest:
         for frag in self.fragments:
             frag.cancel()
         self.local_reply(ProxyStatus.TIMEOUT, "upstream timeout")
+        self.conn.ctx.batcher.flush()  # a timer is no I/O event: nothing else would flush
 
     def local_reply(self, status: ProxyStatus, message: str) -> None:
         self.conn.ctx.stats.local_reply(status)
@@ -398,6 +399,11 @@ class CacheProxyConnection(BaseConnection):
         if found is None or found.cluster is not cluster:
             found = cache[id(cluster)] = Shards(cluster)
         return found
+
+    def new_request(self, request: Frame) -> CacheRequest:
+        """A ``CacheRequest`` for ``request``: for handlers outside this layer (the
+        ``translate/`` modules may not import filters, ``tests/unit/test_layering.py``)."""
+        return CacheRequest(self, request)
 
     def reply(self, request: Frame, frame: Frame) -> None:
         self.respond(frame)

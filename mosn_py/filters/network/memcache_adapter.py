@@ -30,7 +30,7 @@ from mosn_py.codecs.memcache import (
     version_reply,
 )
 from mosn_py.errors import ProxyStatus
-from mosn_py.filters.network.cache_proxy import Adapter, CacheRequest
+from mosn_py.filters.network.cache_proxy import Adapter, CacheProxyConnection, CacheRequest
 
 if TYPE_CHECKING:
     from mosn_py.upstream.cluster import Cluster
@@ -40,7 +40,11 @@ _WRITES = frozenset({*STORAGE, "delete", "incr", "decr", "touch"})
 
 
 class MemcacheAdapter(Adapter):
-    __slots__ = ()
+    __slots__ = ("to_redis",)
+
+    def __init__(self, conn: CacheProxyConnection) -> None:
+        super().__init__(conn)
+        self.to_redis: Any = None  # translate.memcache_redis.MemcacheToRedis, when needed
 
     def handle(self, frame: Frame) -> None:
         conn = self.conn
@@ -70,6 +74,13 @@ class MemcacheAdapter(Adapter):
             if not oneway:
                 conn.local(frame, ProxyStatus.NO_HEALTHY_UPSTREAM,
                            f"cluster {rule.cluster!r} not found")
+            return
+        if cluster.config.protocol == "redis":  # memcached clients, Redis servers
+            if self.to_redis is None:
+                from mosn_py.translate.memcache_redis import MemcacheToRedis
+
+                self.to_redis = MemcacheToRedis(conn)
+            self.to_redis.handle(frame, rule, cluster)
             return
         if name == "flush_all":
             self.fan_out(frame, cluster, rule.timeout, oneway)
