@@ -276,3 +276,24 @@ def test_pipeline_beyond_the_reorder_bound(proxy: Any, redis_servers: Any) -> No
         data += chunk
     s.close()
     assert data == want
+
+
+def test_route_timeout_answers_a_frozen_shard(proxy: Any, redis_servers: Any) -> None:
+    import os
+    import signal
+
+    (shard,) = redis_servers(1)
+    cfg = cache_config([shard])
+    cfg["routes"][0]["rules"][-1]["timeout"] = "500ms"
+    p = proxy(cfg)
+    r = client(p)
+    assert r.set("t", "1") is True
+    os.kill(shard.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(redis.ResponseError, match="timeout"):
+            r.get("t")
+        assert time.monotonic() - t0 < 3
+    finally:
+        os.kill(shard.proc.pid, signal.SIGCONT)
+    assert p.metric("mosn_listener_rq_timeout", listener="cache") >= 1
