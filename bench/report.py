@@ -214,6 +214,8 @@ def describe_scenario(a: argparse.Namespace, sc: str) -> str:
 
 def _peers_line(env: Row, scenarios: list[str]) -> str:
     parts = []
+    cache = [s for s in scenarios if s in ("redis", "memcache")]
+    scenarios = [s for s in scenarios if s not in cache]
     tcp = [s for s in scenarios if s not in HTTP_SCENARIOS]
     http = [s for s in scenarios if s in HTTP_SCENARIOS]
     if tcp:
@@ -228,7 +230,12 @@ def _peers_line(env: Row, scenarios: list[str]) -> str:
     if http:
         parts.append("backend for http1/h2: nginx, 1 worker, `return 200`")
     tools = ", ".join(str(env[k]) for k in ("wrk", "h2load", "nginx", "nghttpx") if env.get(k))
-    return "; ".join(parts) + "." + (f" Versions: {tools}." if tools else "")
+    line = "; ".join(parts) + "." + (f" Versions: {tools}." if tools else "") if parts else ""
+    if cache:
+        import cache_report
+
+        line = (line + " " if line else "") + cache_report.peers_line(env, cache)
+    return line
 
 
 def report(a: argparse.Namespace, env: Row, results: list[Row]) -> str:
@@ -248,8 +255,18 @@ def report(a: argparse.Namespace, env: Row, results: list[Row]) -> str:
         + _peers_line(env, scenarios),
     ]
     for res in results:
+        if "groups" in res:  # redis, memcache: one row group per test and pipeline depth
+            import cache_report  # it imports this module: import it when needed
+
+            lines += ["", f"### {res['scenario']}", "", cache_report.describe(a, res["scenario"]),
+                      "", cache_report.table(res, a.mget_keys)]
+            continue
         lines += ["", f"### {res['scenario']}", "", describe_scenario(a, res["scenario"]),
                   "", table(res)]
+    if any("groups" in res for res in results):
+        import cache_report
+
+        lines += ["", cache_report.COLUMNS]
     lines += ["", "Columns: `x direct` = throughput / direct throughput; `proxy CPU s` = "
               "user+system CPU seconds of the proxy process tree during the measured load; "
               "`proxy util` = proxy CPU s / elapsed; `proxy sys %` = kernel share of proxy "

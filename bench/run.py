@@ -12,6 +12,11 @@ Scenarios
   h2         h2load, h2c with prior knowledge, many streams per connection, against the
              nginx backend over h2c. Paths: direct, mosn-py http2 listener, haproxy
              (mode http, proto h2), nghttpx.
+  redis      redis-benchmark GET, SET, MGET at -P 1 and -P 16 against one redis-server.
+             Paths: direct, mosn-py redis listener, twemproxy (nutcracker). Not in the
+             default set: --scenarios redis
+  memcache   memcache_load.py get and set, 1 and 16 pipelined, against one memcached.
+             Paths: direct, mosn-py memcache listener, twemproxy. --scenarios memcache
 
 Pinning: the proxy under test runs on CPU --proxy-cpu (0), the load generator, the backend
 and this orchestrator on CPU --load-cpu (1), all with ``taskset -c``.
@@ -24,6 +29,7 @@ measured load, samples again, stops the proxy. Ratios are computed within the sa
   .venv/bin/python bench/run.py --scenarios bolt --paths direct,haproxy
   .venv/bin/python bench/run.py --scenarios http1,h2 --mosn-py .venv/bin/mosn-py
   .venv/bin/python bench/run.py --mosn-py .venv/bin/mosn-py --json-out r.json
+  .venv/bin/python bench/run.py --scenarios redis,memcache --mosn-py .venv/bin/mosn-py
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+import cache_load  # noqa: E402
+import cache_peers  # noqa: E402
+import cache_report  # noqa: E402
 import http_load  # noqa: E402
 import http_peers  # noqa: E402
 import proc  # noqa: E402
@@ -58,9 +67,12 @@ from common import free_port  # noqa: E402
 from report import HTTP_SCENARIOS, add_ratios, median_rows, report  # noqa: E402
 
 HOST = "127.0.0.1"
-SCENARIOS = ("bolt", "tcp-small", "tcp-bulk", "http1", "h2")
-PATHS = ("direct", "mosn-py", "mosn-py-bolt", "mosn-py-tcp", "haproxy", "nginx", "nghttpx")
-DEFAULT_PATHS = "direct,mosn-py,haproxy,nginx,nghttpx"
+SCENARIOS = ("bolt", "tcp-small", "tcp-bulk", "http1", "h2", "redis", "memcache")
+DEFAULT_SCENARIOS = "bolt,tcp-small,tcp-bulk,http1,h2"
+CACHE_SCENARIOS = cache_report.CACHE_SCENARIOS
+PATHS = ("direct", "mosn-py", "mosn-py-bolt", "mosn-py-tcp", "haproxy", "nginx", "nghttpx",
+         "twemproxy")
+DEFAULT_PATHS = "direct,mosn-py,haproxy,nginx,nghttpx,twemproxy"
 HAPROXY_HINT = "haproxy is not installed: apt-get install -y haproxy  (Debian/Ubuntu)"
 # h2: the unmeasured probe that tells how many requests (-n) fill the warm-up and the run
 H2_PROBE_REQUESTS = 2000
@@ -453,12 +465,13 @@ def warm_up(ctx: Ctx, scenario: str, path: str, port: int) -> int | None:
     return None
 
 
-def measure(ctx: Ctx, scenario: str, path: str, port: int,
-            proxy_p: Popen | None, backend_p: Popen) -> Row:
-    a = ctx.args
-    requests = warm_up(ctx, scenario, path, port)
-    wait_quiet(ctx)
-    cmd, bound, parse = load_cmd(ctx, scenario, port, a.duration, requests)
+def measure_window(ctx: Ctx, path: str, cmd: list[str], bound: float, parse: Parser | None,
+                   proxy_p: Popen | None, backend_p: Popen) -> tuple[Row, Row, float]:
+    """Run the measured load once and sample every CPU counter around it.
+
+    Returns the load tool's result, the row with the fields every scenario has (CPU of
+    the proxy, the backend and the rest of the machine), and the proxy's CPU seconds.
+    """
     px0 = proc.tree_cpu_split(proxy_p.pid) if proxy_p else None
     b0 = proc.tree_cpu_seconds(backend_p.pid)
     sys0 = proc.system_cpu()
@@ -494,6 +507,7 @@ def measure(ctx: Ctx, scenario: str, path: str, port: int,
            "other_cpu_s_stat": round(max(0.0, sysd.task["cpu"] - ours), 2),
            "softirq_s": round(sysd.softirq["cpu"], 2),
            "steal_s": round(sysd.steal["cpu"], 2)}
+    cpu = 0.0
     if proxy_p is not None:
         cpu = px_user + px_sys
         row["proxy_cpu_s"] = round(cpu, 3)
@@ -501,6 +515,16 @@ def measure(ctx: Ctx, scenario: str, path: str, port: int,
         row["proxy_sys_s"] = round(px_sys, 3)
         row["proxy_sys_pct"] = round(100 * px_sys / cpu) if cpu > 0 else None
         row["proxy_util"] = round(cpu / elapsed, 2)
+    return res, row, cpu
+
+
+def measure(ctx: Ctx, scenario: str, path: str, port: int,
+            proxy_p: Popen | None, backend_p: Popen) -> Row:
+    a = ctx.args
+    requests = warm_up(ctx, scenario, path, port)
+    wait_quiet(ctx)
+    cmd, bound, parse = load_cmd(ctx, scenario, port, a.duration, requests)
+    res, row, cpu = measure_window(ctx, path, cmd, bound, parse, proxy_p, backend_p)
     if scenario == "tcp-bulk":
         mb = res["received_bytes"] / 1e6
         row.update(mb_per_s=res["mb_per_s"], mb=round(mb, 1),
@@ -568,6 +592,9 @@ def run_path(ctx: Ctx, scenario: str, path: str, backend_port: int,
 
 def scenario_paths(scenario: str, wanted: list[str]) -> list[str]:
     """The paths of ``scenario`` among the --paths asked for, in their order."""
+    if scenario in CACHE_SCENARIOS:
+        return [{"mosn-py": f"mosn-py ({scenario})"}.get(w, w) for w in wanted
+                if w in ("direct", "mosn-py", "twemproxy")]
     http = scenario in HTTP_SCENARIOS
     out = []
     for w in wanted:
@@ -610,6 +637,8 @@ def start_backend(ctx: Ctx, scenario: str, port: int) -> tuple[str, Popen]:
 
 
 def run_scenario(ctx: Ctx, scenario: str) -> Row:
+    if scenario in CACHE_SCENARIOS:
+        return run_cache_scenario(ctx, scenario)
     backend_port = free_port()
     rounds: list[list[Row]] = []
     name = "backend"
@@ -635,6 +664,212 @@ def run_scenario(ctx: Ctx, scenario: str) -> Row:
     rows = median_rows(rounds)
     add_ratios(scenario, rows)
     return {"scenario": scenario, "backend": name, "rows": rows, "rounds": len(rounds)}
+
+
+# -- cache scenarios: redis, memcache ----------------------------------------------------------
+#
+# One backend (redis-server or memcached on the load CPU) for the whole scenario, its key
+# space filled first so GETs hit. Every (test, pipeline) pair is its own measurement with a
+# fresh proxy: for each round, for each pair, the paths take turns (direct, mosn-py,
+# twemproxy), so the ratio of a pair compares measurements taken seconds apart.
+
+
+def cache_variants(ctx: Ctx, scenario: str) -> list[tuple[str, int]]:
+    tests = ctx.args.redis_tests if scenario == "redis" else ctx.args.memcache_tests
+    return [(t, p) for t in tests for p in ctx.args.pipelines]
+
+
+def cache_load_cmd(ctx: Ctx, scenario: str, test: str, pipeline: int, port: int,
+                   duration: float, requests: int) -> tuple[list[str], float, Parser | None]:
+    """redis: one redis-benchmark test bounded by ``requests`` (``-n``) and a subprocess
+    timeout; memcache: memcache_load.py bounded by ``requests`` and ``duration``."""
+    a = ctx.args
+    if scenario == "redis":
+        exe = shutil.which("redis-benchmark")
+        if not exe:
+            raise PathFailed(cache_peers.REDIS_BENCHMARK_HINT)
+        cmd = cache_load.redis_benchmark_command(
+            exe, port, test=test, clients=a.cache_clients, pipeline=pipeline,
+            requests=requests, keyspace=a.keyspace, value_size=a.value_size,
+            mget_keys=a.mget_keys)
+
+        def parse(stdout: str) -> Row:
+            return cache_load.parse_redis_benchmark(stdout, requests)
+
+        # -n was sized for ``duration`` from a measured rate; allow for a slower spell
+        return cmd, 3 * duration + a.timeout + 30.0, parse
+    cmd = cache_load.memcache_load_command(
+        ctx.python, port, test=test, connections=a.cache_clients, inflight=pipeline,
+        requests=requests, duration=duration, timeout=a.timeout, keyspace=a.keyspace,
+        value_size=a.value_size)
+    return cmd, duration + a.timeout + 30.0, None
+
+
+def cache_warm_up(ctx: Ctx, scenario: str, test: str, pipeline: int, path: str,
+                  port: int) -> int:
+    """Unmeasured load first; return the request bound of the measured run.
+
+    redis-benchmark has a request count only, so (as for h2load) a short probe measures
+    the rate, the warm-up lasts about --warmup seconds at that rate, and the measured run
+    gets as many requests as the warm-up's rate fills in --duration (at most --requests).
+    """
+    a = ctx.args
+    if scenario == "redis":
+        probe = min(a.requests, max(2000, 4 * a.cache_clients * pipeline))
+        cmd, bound, parse = cache_load_cmd(ctx, scenario, test, pipeline, port, a.warmup or 1,
+                                           probe)
+        warm = run_tool(ctx, cmd, bound, parse)
+        _check_warm(path, warm)
+        rate = warm["rps"]
+        if a.warmup > 0:
+            n = http_load.requests_for(rate, a.warmup, a.requests)
+            cmd, bound, parse = cache_load_cmd(ctx, scenario, test, pipeline, port, a.warmup,
+                                               n)
+            warm = run_tool(ctx, cmd, bound, parse)
+            _check_warm(path, warm)
+            # the faster of the two: a slow spell of a shared machine during the warm-up
+            # would otherwise shrink the measured window (a slower run takes longer instead,
+            # within the subprocess timeout)
+            rate = max(rate, warm["rps"])
+        return http_load.requests_for(rate, a.duration, a.requests)
+    if a.warmup > 0:
+        cmd, bound, parse = cache_load_cmd(ctx, scenario, test, pipeline, port, a.warmup,
+                                           a.requests)
+        warm = run_tool(ctx, cmd, bound, parse)
+        _check_warm(path, warm)
+        if warm.get("errors"):
+            raise PathFailed(f"warm-up through {path} had errors: "
+                             f"{cache_load.error_detail(warm)}")
+    return int(a.requests)
+
+
+def measure_cache(ctx: Ctx, scenario: str, test: str, pipeline: int, path: str, port: int,
+                  proxy_p: Popen | None, backend_p: Popen, backend_port: int) -> Row:
+    a = ctx.args
+    requests = cache_warm_up(ctx, scenario, test, pipeline, path, port)
+    wait_quiet(ctx)
+    cmd, bound, parse = cache_load_cmd(ctx, scenario, test, pipeline, port, a.duration,
+                                       requests)
+    try:
+        c0 = cache_load.server_commands(scenario, backend_port)
+        res, row, cpu = measure_window(ctx, path, cmd, bound, parse, proxy_p, backend_p)
+        c1 = cache_load.server_commands(scenario, backend_port)
+    except (OSError, KeyError, ValueError) as exc:
+        raise PathFailed(f"reading the backend's command counters failed: {exc!r}") from None
+    # redis counts the first INFO once it has finished, so it is inside the difference
+    backend_cmds = c1 - c0 - (1 if scenario == "redis" else 0)
+    completed = res["completed"]
+    row.update(test=test, pipeline=pipeline, rps=res["rps"], p50_ms=res["p50_ms"],
+               p99_ms=res["p99_ms"], completed=completed, errors=res["errors"],
+               error_detail=cache_load.error_detail(res), backend_cmds=backend_cmds,
+               backend_cmds_per_req=round(backend_cmds / completed, 2) if completed else None)
+    if proxy_p is not None:
+        row["req_per_proxy_cpu_s"] = round(completed / cpu, 1) if cpu > 0 else None
+    return row
+
+
+def start_twemproxy(ctx: Ctx, name: str, scenario: str, port: int, backend_port: int) -> Popen:
+    exe = shutil.which("nutcracker")
+    if not exe:
+        raise PathFailed(cache_peers.NUTCRACKER_HINT)
+    workdir = os.path.join(ctx.tmp, name)
+    os.makedirs(workdir, exist_ok=True)
+    cfg = cache_peers.nutcracker_config(os.path.join(workdir, "nutcracker.yml"), port,
+                                        backend_port, redis=scenario == "redis")
+    cmd = cache_peers.nutcracker_command(exe, cfg, free_port(), workdir)
+    return start_peer(ctx, "nutcracker", name, cmd, port, ctx.args.proxy_cpu)
+
+
+def run_cache_path(ctx: Ctx, scenario: str, test: str, pipeline: int, path: str,
+                   backend_port: int, backend_p: Popen) -> Row:
+    label = f"{scenario} {test} -P {pipeline}"
+    ctx.log(f"{label}: {path} ...")
+    proxy_p: Popen | None = None
+    tag = (f"{scenario}-{test}-P{pipeline}-{path}".replace(" ", "_").replace("(", "")
+           .replace(")", ""))
+    try:
+        if path == "direct":
+            port = backend_port
+        elif path == "twemproxy":
+            port = free_port()
+            proxy_p = start_twemproxy(ctx, tag, scenario, port, backend_port)
+        elif path.startswith("mosn-py"):
+            port = free_port()
+            cfg = cache_peers.mosn_cache_config(os.path.join(ctx.tmp, f"{tag}.yaml"), port,
+                                                backend_port, protocol=scenario)
+            proxy_p = start_mosn(ctx, tag, cfg, port)
+        else:
+            raise PathFailed(f"unknown path {path!r}")
+        row = measure_cache(ctx, scenario, test, pipeline, path, port, proxy_p, backend_p,
+                            backend_port)
+    except PathFailed as exc:
+        ctx.log(f"{label}: {path} FAILED: {str(exc).splitlines()[0]}")
+        return {"path": path, "test": test, "pipeline": pipeline, "error": str(exc)}
+    finally:
+        stop(ctx, proxy_p)
+    ctx.log(f"{label}: {path} done: " + ", ".join(
+        f"{k}={row[k]}" for k in ("rps", "p99_ms", "errors", "proxy_cpu_s",
+                                  "req_per_proxy_cpu_s", "backend_cmds_per_req",
+                                  "other_cpu_s") if k in row))
+    return row
+
+
+def start_cache_backend(ctx: Ctx, scenario: str, port: int) -> tuple[str, Popen]:
+    """redis-server or memcached on the load CPU, listening on ``port``, key space filled."""
+    if scenario == "redis":
+        name, hint = "redis-server", cache_peers.REDIS_SERVER_HINT
+        exe = shutil.which(name)
+        cmd = (cache_peers.redis_server_command(exe, port, os.path.join(ctx.tmp, "redis"))
+               if exe else [])
+    else:
+        name, hint = "memcached", cache_peers.MEMCACHED_HINT
+        exe = shutil.which(name)
+        cmd = cache_peers.memcached_command(exe, port) if exe else []
+    if not exe:
+        raise PathFailed(hint)
+    p = start_service(ctx, f"{scenario}-{name}", cmd, ctx.args.load_cpu)
+    try:
+        wait_port(ctx, p, name, port, 10.0)
+        cache_load.fill(scenario, port, ctx.args.keyspace, ctx.args.value_size)
+    except (PathFailed, OSError) as exc:
+        stop(ctx, p)
+        raise PathFailed(f"{name}: {exc}") from None
+    return name, p
+
+
+def run_cache_scenario(ctx: Ctx, scenario: str) -> Row:
+    a = ctx.args
+    backend_port = free_port()
+    variants = cache_variants(ctx, scenario)
+    paths = scenario_paths(scenario, a.paths)
+    by_variant: dict[tuple[str, int], list[list[Row]]] = {v: [] for v in variants}
+    name = "redis-server" if scenario == "redis" else "memcached"
+    backend_p: Popen | None = None
+    tool = "redis-benchmark" if scenario == "redis" else None
+    try:
+        if tool and not shutil.which(tool):  # nothing can run: say so in every row
+            raise PathFailed(cache_peers.REDIS_BENCHMARK_HINT)
+        name, backend_p = start_cache_backend(ctx, scenario, backend_port)
+        for _rnd in range(a.rounds):
+            for test, pipeline in variants:
+                rows: list[Row] = []
+                by_variant[(test, pipeline)].append(rows)
+                for path in paths:
+                    rows.append(run_cache_path(ctx, scenario, test, pipeline, path,
+                                               backend_port, backend_p))
+    except PathFailed as exc:
+        for (test, pipeline), rounds in by_variant.items():
+            rounds.append([{"path": p, "test": test, "pipeline": pipeline,
+                            "error": f"{exc}"} for p in paths])
+    finally:
+        stop(ctx, backend_p)
+    groups = []
+    for (test, pipeline), rounds in by_variant.items():
+        rows = median_rows(rounds)
+        cache_report.add_cache_ratios(rows)
+        groups.append({"test": test, "pipeline": pipeline, "rows": rows})
+    return {"scenario": scenario, "backend": name, "groups": groups,
+            "rounds": max((len(r) for r in by_variant.values()), default=0)}
 
 
 def _version(cmd: list[str]) -> str | None:
@@ -669,6 +904,15 @@ def environment(ctx: Ctx) -> Row:
             v = _version(cmd)
             if v:
                 env[name] = v
+    cache_versions = {"redis-server": ["redis-server", "--version"],
+                      "redis-benchmark": ["redis-benchmark", "--version"],
+                      "nutcracker": ["nutcracker", "--version"],
+                      "memcached": ["memcached", "-V"]}
+    for name, cmd in cache_versions.items():
+        if any(s in CACHE_SCENARIOS for s in ctx.args.scenarios):
+            v = _version(cmd)
+            if v:
+                env[name] = v
     try:
         env["mosn_py_rev"] = subprocess.run(
             ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -687,8 +931,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="direct vs mosn-py vs peer proxy benchmarks",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--scenarios", default=",".join(SCENARIOS),
-                   help=f"comma list of {','.join(SCENARIOS)} (default: all)")
+    p.add_argument("--scenarios", default=DEFAULT_SCENARIOS,
+                   help=f"comma list of {','.join(SCENARIOS)} (default: {DEFAULT_SCENARIOS}; "
+                   "redis and memcache only when named)")
     p.add_argument("--paths", default=DEFAULT_PATHS,
                    help=f"comma list of {','.join(PATHS)} (default: {DEFAULT_PATHS}); "
                    "each scenario runs the ones it has (nginx: http1, nghttpx: h2)")
@@ -709,6 +954,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="h2: concurrent streams per connection (h2load -m)")
     p.add_argument("--bulk-mb", type=float, default=20_000.0, help="tcp-bulk MB bound per path")
     p.add_argument("--bulk-connections", type=int, default=1)
+    p.add_argument("--cache-clients", type=int, default=50,
+                   help="redis, memcache: client connections (redis-benchmark -c)")
+    p.add_argument("--pipelines", default="1,16",
+                   help="redis, memcache: comma list of pipeline depths (redis-benchmark -P; "
+                   "memcache_load.py -m), each measured on its own")
+    p.add_argument("--redis-tests", default="get,set,mget",
+                   help="redis: comma list of get, set, mget")
+    p.add_argument("--memcache-tests", default="get,set", help="memcache: get, set")
+    p.add_argument("--keyspace", type=int, default=100_000,
+                   help="redis, memcache: keys key:%%012d, all stored before measuring")
+    p.add_argument("--value-size", type=int, default=3,
+                   help="redis, memcache: value bytes (redis-benchmark -d)")
+    p.add_argument("--mget-keys", type=int, default=10, help="redis mget: keys per MGET")
     p.add_argument("--proxy-cpu", type=int, default=0)
     p.add_argument("--load-cpu", type=int, default=1)
     p.add_argument("--python", default=sys.executable,
@@ -741,6 +999,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
            a.h2_clients, a.h2_streams, a.rounds) <= 0:
         p.error("--duration, --requests, --connections, --inflight, --http-connections, "
                 "--h2-clients, --h2-streams and --rounds must be positive")
+    try:
+        a.pipelines = [int(x) for x in a.pipelines.split(",") if x.strip()]
+    except ValueError:
+        p.error("--pipelines: comma list of integers, e.g. 1,16")
+    a.redis_tests = [t.strip() for t in a.redis_tests.split(",") if t.strip()]
+    a.memcache_tests = [t.strip() for t in a.memcache_tests.split(",") if t.strip()]
+    if (set(a.redis_tests) - set(cache_load.REDIS_TESTS)
+            or set(a.memcache_tests) - set(cache_load.MEMCACHE_TESTS)):
+        p.error(f"--redis-tests: {','.join(cache_load.REDIS_TESTS)}; --memcache-tests: "
+                f"{','.join(cache_load.MEMCACHE_TESTS)}")
+    if (not a.pipelines or min(a.pipelines) <= 0
+            or min(a.cache_clients, a.keyspace, a.mget_keys) <= 0 or a.value_size < 0):
+        p.error("--pipelines, --cache-clients, --keyspace and --mget-keys must be positive")
     return a
 
 
@@ -757,14 +1028,20 @@ def main(argv: list[str] | None = None) -> int:
     if a.proxy_cpu == a.load_cpu:
         print("warning: proxy and load share one CPU; numbers mix both sides",
               file=sys.stderr)
-    if "haproxy" in a.paths and not shutil.which("haproxy"):
+    if ("haproxy" in a.paths and any(s not in CACHE_SCENARIOS for s in a.scenarios)
+            and not shutil.which("haproxy")):
         print(f"warning: {HAPROXY_HINT}; the haproxy path will be reported as failed",
               file=sys.stderr)
     for exe, hint, needed in (
             ("wrk", http_load.WRK_HINT, "http1" in a.scenarios),
             ("h2load", http_load.H2LOAD_HINT, "h2" in a.scenarios),
             ("nginx", http_peers.NGINX_HINT, any(s in HTTP_SCENARIOS for s in a.scenarios)),
-            ("nghttpx", http_peers.NGHTTPX_HINT, "h2" in a.scenarios and "nghttpx" in a.paths)):
+            ("nghttpx", http_peers.NGHTTPX_HINT, "h2" in a.scenarios and "nghttpx" in a.paths),
+            ("redis-server", cache_peers.REDIS_SERVER_HINT, "redis" in a.scenarios),
+            ("redis-benchmark", cache_peers.REDIS_BENCHMARK_HINT, "redis" in a.scenarios),
+            ("memcached", cache_peers.MEMCACHED_HINT, "memcache" in a.scenarios),
+            ("nutcracker", cache_peers.NUTCRACKER_HINT,
+             any(s in CACHE_SCENARIOS for s in a.scenarios) and "twemproxy" in a.paths)):
         if needed and not shutil.which(exe):
             print(f"warning: {hint}; the scenarios that need it will report it as failed",
                   file=sys.stderr)
