@@ -46,7 +46,7 @@ def hashed_part(key: bytes, hash_tag: bytes | None) -> bytes:
 class KetamaRing(Generic[T]):
     """A ring over ``(name, weight, item)`` entries; ``get(key)`` -> the item owning key."""
 
-    __slots__ = ("_points", "_items", "_cache", "hash_tag")
+    __slots__ = ("_points", "_items", "_cache", "hash_tag", "_only")
 
     def __init__(
         self, entries: Sequence[tuple[str, int, T]], hash_tag: bytes | None = None
@@ -69,9 +69,14 @@ class KetamaRing(Generic[T]):
         self._points = [p for p, _ in ring]
         self._items = [entries[i][2] for _, i in ring]
         self._cache: dict[bytes, T] = {}
+        # One shard (or several points of one host only): every key is its own; no hashing.
+        self._only: T | None = entries[0][2] if n == 1 else None
 
     def get(self, key: bytes) -> T:
         """The entry owning ``key``. Recent keys are cached (bounded)."""
+        only = self._only
+        if only is not None:
+            return only
         found = self._cache.get(key)
         if found is not None:
             return found
