@@ -292,6 +292,9 @@ def _query_params(query: str) -> dict[str, str]:
     return params
 
 
+_FOUND_MAX = 1024  # distinct Host values remembered per route table (cleared when full)
+
+
 def _by_length(entries: Iterable[tuple[str, CompiledVirtualHost]]) -> tuple[
     tuple[int, dict[str, CompiledVirtualHost]], ...
 ]:
@@ -305,7 +308,7 @@ def _by_length(entries: Iterable[tuple[str, CompiledVirtualHost]]) -> tuple[
 class HttpRouteTable:
     """The compiled form of one HTTP ``RouteConfig`` (see the module docstring)."""
 
-    __slots__ = ("name", "virtual_hosts", "_exact", "_suffix", "_prefix", "_any")
+    __slots__ = ("name", "virtual_hosts", "_exact", "_suffix", "_prefix", "_any", "_found")
 
     def __init__(self, config: RouteConfig) -> None:
         self.name = config.name
@@ -327,10 +330,27 @@ class HttpRouteTable:
                     self._exact.setdefault(d, vh)
         self._suffix = _by_length(suffix)
         self._prefix = _by_length(prefix)
+        # authority -> virtual host (or None), as found; the table is immutable and clients
+        # repeat their Host, so the search runs once per distinct value (bounded).
+        self._found: dict[str, CompiledVirtualHost | None] = {}
 
     def virtual_host(self, authority: str) -> CompiledVirtualHost | None:
         """The virtual host for a Host/:authority value, or None (no domain matches and no
         virtual host has ``*``)."""
+        found = self._found
+        try:
+            return found[authority]
+        except KeyError:
+            pass
+        vh = self._search(authority)
+        if len(found) >= _FOUND_MAX:
+            found.clear()
+        found[authority] = vh
+        return vh
+
+    def _search(self, authority: str) -> CompiledVirtualHost | None:
+        if not (self._exact or self._suffix or self._prefix):
+            return self._any
         host = authority.lower()
         bare, port = split_port(host)
         hosts = (host, bare) if port else (host,)

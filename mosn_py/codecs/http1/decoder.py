@@ -37,6 +37,7 @@ from mosn_py.codecs.http1.heads import (
     method_name,
     request_head,
     response_head,
+    trailer_fields,
 )
 from mosn_py.codecs.http1.states import Framing, RxState
 from mosn_py.codecs.http1.wire import PROTOCOL, Exchange, Shared
@@ -58,8 +59,11 @@ _DONE = RxState.DONE
 _CLOSED = RxState.CLOSED
 _ERROR = RxState.ERROR
 _MID_BODY = frozenset((_BODY, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _RAW_BODY))
-# where llhttp continues after a head it was not stopped at, and where a stopped one resumes
-_AFTER_HEAD = {Framing.LENGTH: _BODY, Framing.CHUNKED: _CHUNK_SIZE}
+_LENGTH = Framing.LENGTH
+_CHUNKED = Framing.CHUNKED
+_INTERIM = Framing.INTERIM
+_TUNNEL_F = Framing.TUNNEL
+# where a head llhttp was stopped at resumes (enum-keyed dicts hash in Python: rare path only)
 _AFTER_STOP = {
     Framing.UNTIL_CLOSE: _UNTIL_CLOSE,
     Framing.TUNNEL: _TUNNEL,
@@ -77,14 +81,13 @@ class Decoder(Framer):
 
     __slots__ = (
         "_exch",
-        "_fields",
         "_head",
         "_max_count",
         "_open",
         "_parser",
+        "_raw",
         "_reject",
         "_sid",
-        "_trailers",
         "_url",
         "error",
         "next_id",
@@ -102,8 +105,8 @@ class Decoder(Framer):
         self.error: RemoteProtocolError | None = None
         self.next_id = 1  # SERVER: the id the next request gets
         self._parser: HttpRequestParser | HttpResponseParser | None = None
-        self._fields = Fields(self._max_count)
-        self._trailers: list[tuple[str, str]] = []
+        # llhttp's (name, value) pairs of the head, then of the trailer section, in progress
+        self._raw: list[tuple[bytes, bytes]] = []
         self._url = b""
         self._head: Head | None = None  # the current message's decoded head
         self._exch: Exchange | None = None
@@ -133,10 +136,13 @@ class Decoder(Framer):
             self._fail(400, f"malformed HTTP/1.x: {exc} (llhttp)")
 
     # --- llhttp callbacks --------------------------------------------------------------------
+    #
+    # Kept minimal (each is a call from C per event): ``on_header`` only collects the raw
+    # pairs, which ``Fields`` turns into the head's fields in one pass at the end.
 
     def on_message_begin(self) -> None:
         self._in_msg = True
-        self._fields = Fields(self._max_count)
+        self._raw = []
         self._url = b""
         self._head = None
         if not self.server and not self.shared.exchanges:
@@ -146,23 +152,20 @@ class Decoder(Framer):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.state is _TRAILERS:
-            if len(self._trailers) >= self._max_count:
-                self._raise(Reject(431, f"more than {self._max_count} trailer fields"))
-            value = value.rstrip(b" \t")
-            self._trailers.append((name.lower().decode("latin-1"), value.decode("latin-1")))
-            return
-        try:
-            self._fields.add(name, value, self.server)
-        except Reject as rej:
-            self._raise(rej)
+        raw = self._raw
+        if len(raw) >= self._max_count:  # RFC 6585 §5
+            what = "trailer" if self.state is _TRAILERS else "header"
+            self._raise(Reject(431, f"more than {self._max_count} {what} fields"))
+        raw.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        fields = Fields(self._raw, self.server)
+        self._raw = []  # from here on: the trailer section's fields
         try:
             if isinstance(parser, HttpRequestParser):
                 head, exch = request_head(
-                    self._fields,
+                    fields,
                     self.next_id,
                     method_name(parser.get_method()),
                     self._url,
@@ -177,7 +180,7 @@ class Decoder(Framer):
                 assert parser is not None
                 exch = self.shared.exchanges[0]
                 head = response_head(
-                    self._fields,
+                    fields,
                     exch,
                     parser.get_status_code(),
                     parser.get_http_version(),
@@ -188,24 +191,25 @@ class Decoder(Framer):
         self._head = head
         self._exch = exch
         frame = head.frame
+        framing = head.framing
         self._sid = frame.request_id
-        self._open = not frame.end_stream and head.framing is not Framing.INTERIM
+        self._open = not frame.end_stream and framing is not _INTERIM
         self._received = 0
         self._remaining = head.length
-        self._trailers = []
         if head.close:
             self.shared.must_close = True
-        if head.framing is Framing.TUNNEL:
+        if framing is _TUNNEL_F:
             self.shared.exchanges.popleft()
             exch.tunnel = True
-        elif not self.server and head.framing is not Framing.INTERIM:
+        elif not self.server and framing is not _INTERIM:
             exch.answered = True
         self.events.append(frame)
         if head.stop:
             raise _Stop
-        state = _AFTER_HEAD.get(head.framing)
-        if state is not None:
-            self.state = state
+        if framing is _LENGTH:  # where llhttp continues after the head
+            self.state = _BODY
+        elif framing is _CHUNKED:
+            self.state = _CHUNK_SIZE
 
     def on_body(self, body: bytes) -> None:
         self._parts.append(body)
@@ -249,10 +253,10 @@ class Decoder(Framer):
         self._in_msg = False
         self._head_size = 0
         self._scanned = 0
-        if self._trailers:
+        if self._raw:  # a trailer section
             self._flush(False)
-            self.events.append(TrailersFrame(self._sid, HeaderList(self._trailers)))
-            self._trailers = []
+            self.events.append(TrailersFrame(self._sid, HeaderList(trailer_fields(self._raw))))
+            self._raw = []
         elif self._open:
             self._flush(True)
         head = self._head

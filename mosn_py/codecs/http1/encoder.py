@@ -26,7 +26,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from mosn_py.codecs.base import DataFrame, Frame, ResetFrame, StreamType, TrailersFrame
-from mosn_py.codecs.http1.heads import OutHead, encode_head, response_status
+from mosn_py.codecs.http1.heads import (
+    OutHead,
+    encode_head,
+    is_token,
+    plain_target,
+    response_status,
+)
 from mosn_py.codecs.http1.states import TxState
 from mosn_py.codecs.http1.wire import (
     BODY_METHODS,
@@ -56,6 +62,8 @@ _UPGRADE_PENDING = TxState.UPGRADE_PENDING
 _TUNNEL = TxState.TUNNEL
 _DONE = TxState.DONE
 
+_STATUS_LINES = {code: f"HTTP/1.1 {code} {REASONS.get(code, '')}\r\n" for code in range(100, 600)}
+_NO_TOKENS: frozenset[str] = frozenset()
 _CRLF = b"\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _CRLF_LAST_CHUNK = b"\r\n0\r\n\r\n"
@@ -147,24 +155,26 @@ class Encoder:
             raise _error(f"response to stream {rid} before the one to stream {exch.id}")
         head = OutHead(frame.headers)
         status = response_status(frame, head)
-        start = f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\n"
+        start = _STATUS_LINES[status]
         if status < 200 and status != 101:  # interim (RFC 9110 §15.2)
             if exch.http10:
                 return []  # never sent to an HTTP/1.0 client (RFC 9110 §15.2)
-            return [encode_head(start, head.lines, head.conn_lines(), RESPONSE_HEAD)]
+            return [
+                encode_head(start, head.lines, head.conn_lines(), RESPONSE_HEAD, 1, head.plain)
+            ]
         if status == 101 and not exch.upgrade:
             raise _error(f"101 for stream {rid}, whose request asked for no upgrade")
         if status == 101 or (exch.connect and status < 300):  # tunnel (RFC 9110 §7.8, §9.3.6)
             if not exch.rx_done:
                 raise _error("switching protocols before the whole request was received")
-            out = encode_head(start, head.lines, head.conn_lines(), RESPONSE_HEAD)
+            out = encode_head(start, head.lines, head.conn_lines(), RESPONSE_HEAD, 1, head.plain)
             exchanges.popleft()
             exch.tunnel = True
             self._begin(rid, exch, _TUNNEL)
             self.shared.must_close = True
             self.rx.upgrade_decided(exch, True)
             return [out]
-        conn = head.conn_tokens()
+        conn = head.conn_tokens() if head.conn else _NO_TOKENS
         close = exch.close or "close" in conn
         body = frame.body
         framing: list[str] = []
@@ -188,10 +198,10 @@ class Encoder:
             framing.append("connection: close\r\n")
         elif exch.http10:
             framing.append("connection: keep-alive\r\n")  # RFC 9112 §9.3 (HTTP/1.0)
-        else:
+        elif head.conn:
             framing.extend(head.conn_lines())
-        out = encode_head(start, head.lines, framing, RESPONSE_HEAD)
-        if exch.wants_tunnel:
+        out = encode_head(start, head.lines, framing, RESPONSE_HEAD, 1, head.plain)
+        if exch.upgrade or exch.connect:  # (wants_tunnel)
             self.rx.upgrade_decided(exch, False)
         self._close = close
         if close:
@@ -215,7 +225,7 @@ class Encoder:
         target = authority if connect else pseudo.get(":path")
         if not target:
             raise _error("CONNECT needs :authority" if connect else "a request needs :path")
-        conn = head.conn_tokens()
+        conn = head.conn_tokens() if head.conn else _NO_TOKENS
         upgrade = connect or ("upgrade" in conn and head.upgrade)
         start = f"{method} {target} HTTP/1.1\r\nhost: {authority or ''}\r\n"
         body = frame.body
@@ -238,8 +248,10 @@ class Encoder:
             state = self._whole(head, body, framing, False, method in BODY_METHODS)
         else:
             state = self._streamed(head, framing, False)
-        framing.extend(head.conn_lines())
-        out = encode_head(start, head.lines, framing, REQUEST_HEAD, 2)
+        if head.conn:
+            framing.extend(head.conn_lines())
+        plain = head.plain and is_token(method) and plain_target(target)
+        out = encode_head(start, head.lines, framing, REQUEST_HEAD, 2, plain)
         exch = Exchange(rid, method, upgrade=upgrade)
         self.shared.exchanges.append(exch)
         self._close = "close" in conn
@@ -354,7 +366,7 @@ class Encoder:
         head = OutHead(trailers)
         if head.cl is not None or head.te is not None or head.conn or head.pseudo:
             raise _error("trailers may not carry framing or pseudo fields (RFC 9110 §6.5.1)")
-        block = encode_head("0\r\n", head.lines, [], LAST_CHUNK_TRAILERS)
+        block = encode_head("0\r\n", head.lines, [], LAST_CHUNK_TRAILERS, 1, head.plain)
         self._complete()
         return [block]
 

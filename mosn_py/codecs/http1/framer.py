@@ -189,7 +189,8 @@ class Framer:
                     break
                 pos = new
         self.paused = pos < end and len(events) >= limit
-        self._flush(False)
+        if self._parts:
+            self._flush(False)
         return pos
 
     def _take(self, buf: bytes | bytearray, mv: memoryview, pos: int, end: int) -> None:

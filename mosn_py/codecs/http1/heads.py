@@ -34,6 +34,7 @@ from mosn_py.codecs.http1.wire import (
     NO_BODY_STATUS,
     PROTOCOL,
     STATUS_TEXT,
+    TOKEN,
     TRANSFER_ENCODING,
     UPGRADE,
     Exchange,
@@ -55,53 +56,70 @@ class Reject(Exception):
 _SPECIAL = frozenset((HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION, EXPECT))
 
 
+# (Connection value, HTTP/1.0) -> closes: peers send the same few values ("keep-alive")
+_CLOSES: dict[tuple[str, bool], bool] = {}
+
+
 class Fields:
-    """The fields of one head as llhttp reports them (``add`` is the ``on_header`` hot path)."""
+    """The fields of one head, from the raw ``(name, value)`` pairs llhttp reported.
 
-    __slots__ = ("cl", "conn", "count", "expect", "host", "hosts", "items", "limit", "te")
+    One pass at the end of the head (``on_header`` only collects): names lower-cased, values
+    latin-1 without trailing OWS (RFC 9110 §5.5), and the fields the codec interprets picked
+    out on the way. A SERVER drops ``Host`` from ``items`` (it becomes ``:authority``).
+    """
 
-    def __init__(self, limit: int) -> None:
-        self.items: list[tuple[str, str]] = []
-        self.count = 0
-        self.limit = limit
-        self.host: str | None = None
-        self.hosts = 0
-        self.cl: str | None = None
-        self.te: str | None = None
-        self.conn = ""
-        self.expect = False
+    __slots__ = ("cl", "conn", "expect", "host", "hosts", "items", "te")
 
-    def add(self, name: bytes, value: bytes, drop_host: bool) -> None:
-        """One field; raises ``Reject(431)`` past ``limit`` fields (RFC 6585 §5)."""
-        n = self.count + 1
-        if n > self.limit:
-            raise Reject(431, f"more than {self.limit} header fields")
-        self.count = n
-        if value and value[-1] in (32, 9):  # trailing OWS is not part of the value (§5.1)
-            value = value.rstrip(b" \t")
-        k = name.lower().decode("latin-1")
-        v = value.decode("latin-1")
-        if k in _SPECIAL:
-            if k == HOST:
-                self.hosts += 1
-                if self.host is None:
-                    self.host = v
-                if drop_host:
-                    return  # carried as :authority
-            elif k == CONTENT_LENGTH:
-                self.cl = v
-            elif k == TRANSFER_ENCODING:
-                self.te = v if self.te is None else f"{self.te}, {v}"
-            elif k == CONNECTION:
-                self.conn = v if not self.conn else f"{self.conn}, {v}"
-            elif v.lower() == "100-continue":  # Expect (RFC 9110 §10.1.1)
-                self.expect = True
-        self.items.append((k, v))
+    def __init__(self, raw: list[tuple[bytes, bytes]], drop_host: bool) -> None:
+        items: list[tuple[str, str]] = []
+        host: str | None = None
+        hosts = 0
+        cl: str | None = None
+        te: str | None = None
+        conn = ""
+        expect = False
+        special = _SPECIAL
+        for name, value in raw:
+            if value and value[-1] in (32, 9):  # trailing OWS is not part of the value (§5.1)
+                value = value.rstrip(b" \t")
+            k = name.lower().decode("latin-1")
+            v = value.decode("latin-1")
+            if k in special:
+                if k == HOST:
+                    hosts += 1
+                    if host is None:
+                        host = v
+                    if drop_host:
+                        continue  # carried as :authority
+                elif k == CONTENT_LENGTH:
+                    cl = v
+                elif k == TRANSFER_ENCODING:
+                    te = v if te is None else f"{te}, {v}"
+                elif k == CONNECTION:
+                    conn = v if not conn else f"{conn}, {v}"
+                elif v.lower() == "100-continue":  # Expect (RFC 9110 §10.1.1)
+                    expect = True
+            items.append((k, v))
+        self.items = items
+        self.host = host
+        self.hosts = hosts
+        self.cl = cl
+        self.te = te
+        self.conn = conn
+        self.expect = expect
 
     def close(self, http10: bool) -> bool:
         """Does this message end the connection (RFC 9112 §9.3)?"""
-        conn = tokens(self.conn) if self.conn else ()
-        return "close" in conn or (http10 and "keep-alive" not in conn)
+        key = (self.conn, http10)
+        close = _CLOSES.get(key)
+        if close is None:
+            conn = tokens(self.conn) if self.conn else ()
+            close = "close" in conn or (http10 and "keep-alive" not in conn)
+            if len(self.conn) <= 64:
+                if len(_CLOSES) >= 256:
+                    _CLOSES.clear()
+                _CLOSES[key] = close
+        return close
 
     def content_length(self, max_body: int, code: int) -> int:
         """The Content-Length (llhttp accepted 1*DIGIT); ``Reject(code)`` over ``max_body``."""
@@ -110,6 +128,11 @@ class Fields:
         if max_body and n > max_body:
             raise Reject(code, f"Content-Length {n} exceeds the limit {max_body}")
         return n
+
+
+def trailer_fields(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """A trailer section's fields: names lower-cased, values latin-1 without trailing OWS."""
+    return [(n.lower().decode("latin-1"), v.rstrip(b" \t").decode("latin-1")) for n, v in raw]
 
 
 class Head:
@@ -195,9 +218,10 @@ def request_head(
         pseudo.append((":path", target))
     pseudo += fields.items
     extra = extra_for("1.0" if http10 else "1.1", not close, upgrade, fields.expect, False)
-    frame = Frame(_REQUEST, request_id, HeaderList(pseudo), b"", 0, 0, False, end_stream)
-    frame.protocol = PROTOCOL
-    frame.extra = extra
+    frame = Frame(
+        _REQUEST, request_id, HeaderList(pseudo), b"", 0, 0, False, end_stream, None, PROTOCOL,
+        extra,
+    )
     exch = Exchange(request_id, method, http10=http10, close=close, upgrade=upgrade)
     return Head(frame, framing, cl, close, upgrade), exch
 
@@ -227,10 +251,10 @@ def _absolute(url: bytes, scheme: str) -> tuple[str, str, str]:
 
 def response_head(fields: Fields, exch: Exchange, status: int, version: str, max_body: int) -> Head:
     """CLIENT: the response to ``exch`` (the oldest request sent). Raises ``Reject``."""
-    http10 = version_is_10(version, 502)
+    http10 = version != "1.1" and version_is_10(version, 502)
     if not 100 <= status <= 599:  # llhttp takes any three digits, "000" and "999" too
         raise Reject(502, f"status code {status} out of range (RFC 9110 §15)")
-    close = fields.close(http10)
+    close = (http10 or bool(fields.conn)) and fields.close(http10)
     te = fields.te
     length = 0
     stop = False
@@ -258,13 +282,17 @@ def response_head(fields: Fields, exch: Exchange, status: int, version: str, max
     interim = framing is Framing.INTERIM
     tunnel = framing is Framing.TUNNEL
     frame = Frame(
-        StreamType.RESPONSE,
+        _RESPONSE,
         exch.id,
         HeaderList([(":status", STATUS_TEXT[status]), *fields.items]),
-        status=status,
-        end_stream=framing is Framing.NONE,
-        protocol=PROTOCOL,
-        extra=extra_for("1.0" if http10 else "1.1", not close, tunnel, False, interim),
+        b"",
+        status,
+        0,
+        False,
+        framing is Framing.NONE,
+        None,
+        PROTOCOL,
+        extra_for("1.0" if http10 else "1.1", not close, tunnel, False, interim),
     )
     return Head(frame, framing, length, close, stop)
 
@@ -272,6 +300,31 @@ def response_head(fields: Fields, exch: Exchange, status: int, version: str, max
 # --- outgoing heads (the encoder) ----------------------------------------------------------
 
 _OUT_SPECIAL = frozenset((CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION, HOST, UPGRADE))
+
+# Outgoing heads are validated by one regex over the whole block (``encode_head``). When
+# every field name and the method are tokens already seen, and the block holds no control
+# octet, that regex cannot fail, so it is skipped: names and methods repeat (a proxy sends
+# the names its peers sent), and the regex costs more than encoding the head.
+_TOKEN_STR = re.compile(TOKEN.decode("ascii"))
+_TOKENS: set[str] = set()
+_TOKENS_MAX = 4096
+_CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # (CR, LF: counted separately)
+
+
+def is_token(name: str) -> bool:
+    """``name`` is an RFC 9110 token (remembered once seen, up to ``_TOKENS_MAX``)."""
+    if name in _TOKENS:
+        return True
+    if _TOKEN_STR.fullmatch(name) is None:
+        return False
+    if len(_TOKENS) < _TOKENS_MAX:
+        _TOKENS.add(name)
+    return True
+
+
+def plain_target(target: str) -> bool:
+    """A request-target of visible ASCII only (``[!-~]+`` given no control octets)."""
+    return target.isascii() and " " not in target and "\t" not in target
 
 
 def _error(msg: str) -> LocalProtocolError:
@@ -281,7 +334,7 @@ def _error(msg: str) -> LocalProtocolError:
 class OutHead:
     """A head to send, split into what the encoder passes through and what it decides on."""
 
-    __slots__ = ("cl", "conn", "host", "lines", "pseudo", "te", "upgrade")
+    __slots__ = ("cl", "conn", "host", "lines", "plain", "pseudo", "te", "upgrade")
 
     def __init__(self, headers: Mapping[str, str]) -> None:
         items_all = getattr(headers, "items_all", None)
@@ -293,6 +346,8 @@ class OutHead:
         conn: list[str] = []
         host: str | None = None
         upgrade = False
+        plain = True  # every name in ``lines`` is a known token
+        tokens = _TOKENS
         for k, v in pairs:
             if k[:1] == ":":
                 pseudo[k] = v
@@ -317,7 +372,10 @@ class OutHead:
                     continue
                 upgrade = True  # Upgrade: passed through
             lines.append(f"{k}: {v}\r\n")
+            if plain and k not in tokens:
+                plain = is_token(k)
         self.lines = lines
+        self.plain = plain
         self.pseudo = pseudo
         self.cl = cl
         self.te = te
@@ -351,13 +409,20 @@ class OutHead:
 
 
 def encode_head(
-    start: str, lines: list[str], framing: list[str], check: re.Pattern[bytes], starts: int = 1
+    start: str,
+    lines: list[str],
+    framing: list[str],
+    check: re.Pattern[bytes],
+    starts: int = 1,
+    plain: bool = False,
 ) -> bytes:
     """One latin-1 buffer for a head, validated by one regex over the whole of it.
 
     ``starts`` is the number of lines in ``start``. Counting CR and LF catches a CR/LF inside
     a value that would otherwise form valid-looking extra lines (response splitting); the
-    regex catches every other bad octet (RFC 9110 §5.5, RFC 9112 §2.2).
+    regex catches every other bad octet (RFC 9110 §5.5, RFC 9112 §2.2). ``plain``: the
+    caller checked that every name (and the start line) is made of tokens / visible ASCII;
+    then no control octet means the regex would match, and it is skipped.
     """
     try:
         out = "".join((start, *lines, *framing, "\r\n")).encode("latin-1")
@@ -366,6 +431,8 @@ def encode_head(
     crlfs = starts + len(lines) + len(framing) + 1
     if out.count(b"\n") != crlfs or out.count(b"\r") != crlfs:
         raise _error("CR or LF inside a field name or value (RFC 9110 §5.5)")
+    if plain and _CTL.search(out) is None:
+        return out
     if check.fullmatch(out) is None:
         raise _error(_why_invalid(out))
     return out

@@ -378,7 +378,9 @@ class Http2Codec:
                     request_id=sid,
                 )
             headers: Mapping[str, str] = frame.headers
-            if ":status" not in headers:
+            items = headers.items_all() if isinstance(headers, HeaderList) else ()
+            # (pseudo-headers come first: the usual head needs no index built to say so)
+            if not (items and items[0][0] == ":status") and ":status" not in headers:
                 headers = HeaderList([(":status", str(frame.status)), *wire.items(headers)])
             flags = wire.RESPONSE_HEAD
         else:

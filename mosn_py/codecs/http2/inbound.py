@@ -128,11 +128,11 @@ class Inbound:
             # SETTINGS/PING acks, PRIORITY, 1xx, ALTSVC, unknown frames: nothing to report
 
     def _on_head(self, sid: int, raw: list[Header], ended: bool) -> None:
-        size, count = wire.header_list_size(raw)
+        size, count, fields = wire.decode_head(raw)
         if size > self._header_limit or count > self._limits.max_header_count:
             self._oversized_head(sid, ended, size, count)
             return
-        headers = wire.to_header_list(raw)
+        headers = HeaderList(fields)
         if self._server:
             limit = self._limits.max_body_size
             if limit and not ended and _declared_length(headers) > limit:

@@ -48,13 +48,16 @@ import re
 from collections.abc import Iterable, Mapping
 
 from h2.errors import ErrorCodes
+from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.settings import SettingCodes
 from h2.utilities import (
-    HeaderValidationFlags,
-    normalize_outbound_headers,
-    validate_outbound_headers,
+    CONNECTION_HEADERS as _H2_CONNECTION_HEADERS,
 )
-from hpack.struct import Header
+from h2.utilities import (
+    HeaderValidationFlags,
+    _check_pseudo_header_field_acceptability,
+)
+from hpack.struct import Header, HeaderTuple, NeverIndexedHeaderTuple
 
 from mosn_py.codecs.base import HeaderList, MatchResult
 
@@ -102,6 +105,12 @@ SERVER_TRAILERS = HeaderValidationFlags(
 # aside); values never hold NUL, CR or LF. h2 checks these on receipt only.
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
+# h2's sets (h2/utilities.py, 4.4.1)
+_SECURE = frozenset((b"authorization", b"proxy-authorization"))
+_ALLOWED_PSEUDO = frozenset(
+    (b":method", b":scheme", b":authority", b":path", b":status", b":protocol")
+)
+_COLON = 0x3A
 
 FEED_CHUNK = 64 * 1024
 """Bytes handed to h2 per decoding step: bounds the events one ``next_event`` pull can queue."""
@@ -167,6 +176,16 @@ def header_list_size(headers: Iterable[tuple[bytes, bytes]]) -> tuple[int, int]:
     return size, count
 
 
+def decode_head(headers: Iterable[tuple[bytes, bytes]]) -> tuple[int, int, list[tuple[str, str]]]:
+    """``header_list_size`` and the fields as ``str`` pairs (latin-1), in one pass."""
+    size = 0
+    fields: list[tuple[str, str]] = []
+    for name, value in headers:
+        size += len(name) + len(value) + HEADER_ENTRY_OVERHEAD
+        fields.append((name.decode("latin-1"), value.decode("latin-1")))
+    return size, len(fields), fields
+
+
 def to_header_list(headers: Iterable[tuple[bytes, bytes]]) -> HeaderList:
     """h2's ``bytes`` pairs as a ``HeaderList`` (latin-1), order and pseudo-headers kept."""
     return HeaderList((n.decode("latin-1"), v.decode("latin-1")) for n, v in headers)
@@ -199,9 +218,32 @@ def items(headers: Mapping[str, str]) -> Iterable[tuple[str, str]]:
     return headers.items_all() if isinstance(headers, HeaderList) else headers.items()
 
 
+_PREPARED: dict[tuple[tuple[tuple[str, str], ...], HeaderValidationFlags], tuple[Header, ...]] = {}
+_PREPARED_MAX = 512  # remembered response blocks (cleared when full) ...
+_PREPARED_MAX_SIZE = 4096  # ... of at most this many characters of names and values
+
+
 def encode_headers(headers: Mapping[str, str], flags: HeaderValidationFlags) -> list[Header]:
-    """``to_wire`` then ``prepare``: a head or trailers as h2 should send them."""
-    return prepare(to_wire(headers), flags)
+    """``to_wire`` then ``prepare``: a head or trailers as h2 should send them.
+
+    Both are pure functions of the fields and ``flags``, and a proxy sends the same
+    response head over and over (an upstream's responses differ in ``date`` once a second),
+    so the result for a response or trailer ``HeaderList`` is remembered (bounded).
+    Request heads are not: each carries its own ``x-request-id``.
+    """
+    if flags is REQUEST_HEAD or not isinstance(headers, HeaderList):
+        return prepare(to_wire(headers), flags)
+    items = headers.items_all()
+    key = (items, flags)
+    done = _PREPARED.get(key)
+    if done is not None:
+        return Prepared(done)
+    out = prepare(to_wire(headers), flags)
+    if sum([len(k) + len(v) for k, v in items]) <= _PREPARED_MAX_SIZE:
+        if len(_PREPARED) >= _PREPARED_MAX:
+            _PREPARED.clear()
+        _PREPARED[key] = tuple(out)
+    return out
 
 
 def status_of(headers: Mapping[str, str]) -> int | None:
@@ -213,6 +255,13 @@ def status_of(headers: Mapping[str, str]) -> int | None:
     return int(value)
 
 
+class Prepared(list[Header]):
+    """A header block ``prepare`` checked: bytes names and values, h2's normalisation done
+    (``h2_fast.ProxyStream.send_headers`` sends it without h2's re-encoding copy)."""
+
+    __slots__ = ()
+
+
 def prepare(pairs: list[tuple[bytes, bytes]], flags: HeaderValidationFlags) -> list[Header]:
     """Run h2's outbound normalisation and validation *before* h2 sees the block.
 
@@ -221,11 +270,84 @@ def prepare(pairs: list[tuple[bytes, bytes]], flags: HeaderValidationFlags) -> l
     in a state nothing was sent for. Checking first (and sending the checked list with h2's
     own checks switched off) keeps a refused send side-effect free. Raises ``ValueError``
     (characters, §8.2.1) or h2's ``ProtocolError`` (pseudo-headers, §8.3).
+
+    The result is ``list(validate_outbound_headers(normalize_outbound_headers(pairs,
+    flags), flags))`` of h2 4.4.1, computed in one pass instead of a chain of nine
+    generators: per field, in h2's order, lower-case and strip, drop connection-specific
+    fields, make credentials and short cookies never-indexed (RFC 7541 §7.1.3), reject a TE
+    other than "trailers", check pseudo-headers (no duplicate, none after a regular field,
+    only known ones) and, for requests, Host and :path; at the end the pseudo-headers the
+    block needs, then :authority/Host.
     """
-    for name, value in pairs:
-        body = name[1:] if name[:1] == b":" else name
-        if not body or _BAD_NAME.search(body):
-            raise ValueError(f"invalid field name {name!r} (RFC 9113 §8.2.1)")
-        if _BAD_VALUE.search(value):
-            raise ValueError(f"NUL, CR or LF in the value of {name!r} (RFC 9113 §8.2.1)")
-    return list(validate_outbound_headers(normalize_outbound_headers(pairs, flags), flags))
+    bodies = [n[1:] if n[:1] == b":" else n for n, _ in pairs]
+    if (
+        not all(bodies)
+        or _BAD_NAME.search(b"a".join(bodies)) is not None
+        or _BAD_VALUE.search(b"".join([v for _, v in pairs])) is not None
+    ):
+        # (one regex over all names and one over all values; field by field for the error)
+        for name, value in pairs:
+            body = name[1:] if name[:1] == b":" else name
+            if not body or _BAD_NAME.search(body):
+                raise ValueError(f"invalid field name {name!r} (RFC 9113 §8.2.1)")
+            if _BAD_VALUE.search(value):
+                raise ValueError(f"NUL, CR or LF in the value of {name!r} (RFC 9113 §8.2.1)")
+    request = not (flags.is_response_header or flags.is_trailer)
+    out = Prepared()
+    seen_pseudo: set[bytes] = set()
+    seen_regular = False
+    method: bytes | None = None
+    authority: bytes | None = None
+    host: bytes | None = None
+    for header in pairs:
+        # normalize_outbound_headers: _lowercase_header_names, _strip_surrounding_whitespace
+        # (names need neither: checked above to be lower-case tokens), then
+        # _strip_connection_headers, _secure_headers
+        name = header[0]
+        value = header[1].strip()
+        if name in _H2_CONNECTION_HEADERS:
+            continue
+        if name in _SECURE or (name == b"cookie" and len(value) < 20):
+            out.append(NeverIndexedHeaderTuple(name, value))
+        elif isinstance(header, HeaderTuple):
+            out.append(header.__class__(name, value))
+        else:
+            out.append((name, value))
+        # validate_outbound_headers: _reject_te, (_reject_connection_header: stripped
+        # above), _reject_pseudo_header_fields, _check_sent_host_authority_header,
+        # _check_path_header
+        if name == b"te" and value.lower() != b"trailers":
+            raise H2ProtocolError(f"Invalid value for TE header: {value!r}")
+        if name[0] == _COLON:
+            if name in seen_pseudo:
+                raise H2ProtocolError(f"Received duplicate pseudo-header field {name!r}")
+            seen_pseudo.add(name)
+            if seen_regular:
+                raise H2ProtocolError(f"Received pseudo-header field out of sequence: {name!r}")
+            if name not in _ALLOWED_PSEUDO:
+                raise H2ProtocolError(f"Received custom pseudo-header field {name!r}")
+            if name == b":method":
+                method = value
+        else:
+            seen_regular = True
+        if request:
+            if name == b":authority":
+                authority = value
+            elif name == b"host":
+                if host is not None:
+                    raise H2ProtocolError("Request header block has multiple Host headers.")
+                host = value
+            if name == b":path" and not value:
+                raise H2ProtocolError("An empty :path header is forbidden")
+    _check_pseudo_header_field_acceptability(seen_pseudo, method, flags)
+    if request:
+        if authority is None and host is None:
+            raise H2ProtocolError(
+                "Request header block does not have an :authority or Host header."
+            )
+        if authority is not None and host is not None and authority != host:
+            raise H2ProtocolError(
+                "Request header block has mismatched :authority and "
+                f"Host headers: {authority!r} / {host!r}"
+            )
+    return out

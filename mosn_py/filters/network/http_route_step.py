@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mosn_py.codecs.base import Frame, HeaderList, StreamType
 from mosn_py.errors import ProxyStatus
 from mosn_py.filters.network.http_heads import (
-    prepare_request,
+    prepare_request_expect,
     prepare_response,
     strip_hop_by_hop,
 )
@@ -27,6 +27,24 @@ from mosn_py.router.http_routes import (
 
 if TYPE_CHECKING:
     from mosn_py.filters.network.l7_proxy import Stream
+
+
+def with_headers(frame: Frame, headers: HeaderList) -> Frame:
+    """``frame.evolve(headers=headers)`` (``raw`` cleared), without ``dataclasses.replace``'s
+    per-field ``getattr`` walk: this runs for every request and every response head."""
+    return Frame(
+        frame.stream_type,
+        frame.request_id,
+        headers,
+        frame.body,
+        frame.status,
+        frame.timeout_ms,
+        frame.is_heartbeat,
+        frame.end_stream,
+        frame.trailers,
+        frame.protocol,
+        frame.extra,
+    )
 
 
 def whole_response(request: Frame, status: int, body: bytes, extra: list[tuple[str, str]]) -> Frame:
@@ -74,8 +92,8 @@ def route_http(stream: Stream) -> tuple[Any, str] | None:
         return None
     cluster = rule.pick_cluster()
     assert isinstance(headers, HeaderList)
-    h = prepare_request(headers, client_ip=stream.conn.peer_ip, scheme=scheme)
-    if h.get("expect", "").lower() == "100-continue":
+    h, expect = prepare_request_expect(headers, client_ip=stream.conn.peer_ip, scheme=scheme)
+    if expect is not None and expect.lower() == "100-continue":
         # Like Envoy: the proxy answers 100-continue itself and does not pass it on, so the
         # client starts its body at once whatever the upstream speaks (HTTP/2 has no 1xx
         # here) and the upstream never holds a request waiting for its own 100.
@@ -87,7 +105,7 @@ def route_http(stream: Stream) -> tuple[Any, str] | None:
                             protocol=req.protocol)
             conn.write(conn.codec.send(interim, req.request_id))
     h = apply_request_rewrites(vh, rule, h)
-    stream.request = req.evolve(headers=h)
+    stream.request = with_headers(req, h)
     return rule, cluster or ""
 
 
@@ -145,4 +163,4 @@ def response_head(stream: Stream, frame: Frame) -> Frame:
         h = apply_response_mutations(vh, rule, h)
     if h is headers:
         return frame
-    return frame.evolve(headers=h)
+    return with_headers(frame, h)
