@@ -8,7 +8,8 @@ pending DATA scheduler), ``codec`` (``Http2Codec``), ``replies`` (HTTP local rep
 
 from __future__ import annotations
 
-from mosn_py.codecs.http2.codec import CodecState, Http2Codec
+from mosn_py.codecs.base import CodecState
+from mosn_py.codecs.http2.codec import Http2Codec
 from mosn_py.codecs.http2.grpc import (
     GRPC_STATUS,
     GrpcStatus,

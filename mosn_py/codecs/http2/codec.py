@@ -57,7 +57,6 @@ headers, too many streams) and has no effect on the wire.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -68,6 +67,7 @@ from h2.settings import SettingCodes
 from mosn_py.codecs.base import (
     NEED_DATA,
     CodecLimits,
+    CodecState,
     ConnectionEvent,
     DataFrame,
     Frame,
@@ -92,12 +92,8 @@ _OutFrame = Frame | DataFrame | TrailersFrame | ResetFrame
 _MAX_STREAM_ID = 2**31 - 1
 
 
-class CodecState(enum.Enum):
-    OPEN = "open"  # decoding
-    CLOSED = "closed"  # EOF at a frame boundary: next_event() keeps returning CLOSED
-    ERROR = "error"  # connection error: next_event() keeps raising
-
-
+# CodecState.OPEN: decoding; CLOSED: EOF at a frame boundary (next_event() keeps returning
+# CLOSED); ERROR: a connection error (next_event() keeps raising).
 _OPEN = CodecState.OPEN
 _CLOSED = CodecState.CLOSED
 _ERROR = CodecState.ERROR
