@@ -31,9 +31,10 @@ from h2.exceptions import ProtocolError
 from h2.utilities import (
     CONNECTION_HEADERS,
     HeaderValidationFlags,
-    _check_pseudo_header_field_acceptability,
 )
 from hpack.struct import Header, NeverIndexedHeaderTuple
+
+from mosn_py.codecs.http2.wire import check_block_end
 
 _ALLOWED_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path", b":status",
                              b":protocol"))
@@ -135,15 +136,5 @@ def _check(fields: list[Header], flags: HeaderValidationFlags) -> int:
                 host = value
             if name == b":path" and not value:
                 raise ProtocolError("An empty :path header is forbidden")
-    _check_pseudo_header_field_acceptability(seen_pseudo, method, flags)
-    if request:
-        if authority is None and host is None:
-            raise ProtocolError(
-                "Request header block does not have an :authority or Host header."
-            )
-        if authority is not None and host is not None and authority != host:
-            raise ProtocolError(
-                "Request header block has mismatched :authority and "
-                f"Host headers: {authority!r} / {host!r}"
-            )
+    check_block_end(seen_pseudo, method, flags, request, authority, host)
     return size

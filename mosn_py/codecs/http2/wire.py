@@ -339,6 +339,16 @@ def prepare(pairs: list[tuple[bytes, bytes]], flags: HeaderValidationFlags) -> l
                 host = value
             if name == b":path" and not value:
                 raise H2ProtocolError("An empty :path header is forbidden")
+    check_block_end(seen_pseudo, method, flags, request, authority, host)
+    return out
+
+
+def check_block_end(
+    seen_pseudo: set[bytes], method: bytes | None, flags: HeaderValidationFlags,
+    request: bool, authority: bytes | None, host: bytes | None,
+) -> None:
+    """The checks h2 makes once a header block is read (either direction): the
+    pseudo-headers this kind of block needs, and a request's :authority / Host agreement."""
     _check_pseudo_header_field_acceptability(seen_pseudo, method, flags)
     if request:
         if authority is None and host is None:
@@ -350,4 +360,3 @@ def prepare(pairs: list[tuple[bytes, bytes]], flags: HeaderValidationFlags) -> l
                 "Request header block has mismatched :authority and "
                 f"Host headers: {authority!r} / {host!r}"
             )
-    return out
