@@ -3,7 +3,9 @@
 
 Scenarios
   bolt       Bolt v1 load (bolt_load.py) against bolt_backend.py. Paths: direct,
-             mosn-py as a Bolt L7 listener, mosn-py as a plain tcp listener, haproxy (mode tcp).
+             mosn-py as a Bolt L7 listener, mosn-py as a plain tcp listener, haproxy (mode tcp);
+             opt-in mosn-py-bolt2grpc: a Bolt listener routed to a grpc cluster (Bolt -> gRPC
+             translation) backed by grpc_backend.py (grpcio) on the load CPU.
   tcp-small  64-byte ping-pong (tcp_load.py small) against tcp_echo.py.
              Paths: direct, mosn-py tcp listener, haproxy.
   tcp-bulk   stream through the echo and read it back (tcp_load.py bulk): MB/s.
@@ -70,8 +72,11 @@ HOST = "127.0.0.1"
 SCENARIOS = ("bolt", "tcp-small", "tcp-bulk", "http1", "h2", "redis", "memcache")
 DEFAULT_SCENARIOS = "bolt,tcp-small,tcp-bulk,http1,h2"
 CACHE_SCENARIOS = cache_report.CACHE_SCENARIOS
-PATHS = ("direct", "mosn-py", "mosn-py-bolt", "mosn-py-tcp", "haproxy", "nginx", "nghttpx",
-         "twemproxy")
+PATHS = ("direct", "mosn-py", "mosn-py-bolt", "mosn-py-tcp", "mosn-py-bolt2grpc", "haproxy",
+         "nginx", "nghttpx", "twemproxy")
+# the bolt path whose route sends to a grpc cluster (Bolt -> gRPC translation)
+BOLT2GRPC = "mosn-py (bolt2grpc)"
+GRPC_SERVICE = "com.alipay.rpc.common.service.facade.pb.SampleServicePb"
 DEFAULT_PATHS = "direct,mosn-py,haproxy,nginx,nghttpx,twemproxy"
 HAPROXY_HINT = "haproxy is not installed: apt-get install -y haproxy  (Debian/Ubuntu)"
 # h2: the unmeasured probe that tells how many requests (-n) fill the warm-up and the run
@@ -300,6 +305,36 @@ def mosn_config(ctx: Ctx, name: str, *, bolt_port: int | None, bolt_backend: int
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def mosn_bolt2grpc_config(ctx: Ctx, name: str, bolt_port: int, grpc_backend: int) -> str:
+    """A mosn-py config: a bolt listener whose route translates to a grpc cluster
+    (examples/bolt-to-grpc.yaml, the interface mapped to the gRPC service name)."""
+    lines = ["log: {level: warning, format: text}", "listeners:",
+             f"  - {{name: bolt_in, address: {HOST}:{bolt_port}, protocol: bolt, route: r}}",
+             "routes:", "  - name: r", "    rules:",
+             "      - match: {service: \".*\"}", "        cluster: grpc_backend",
+             "        translate:", "          services:",
+             f"            \"{GRPC_SERVICE}:1.0\": {GRPC_SERVICE}",
+             "clusters:",
+             f"  - {{name: grpc_backend, protocol: grpc, endpoints: [\"{HOST}:{grpc_backend}\"]}}"]
+    path = os.path.join(ctx.tmp, f"{name}.yaml")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def start_grpc_backend(ctx: Ctx, name: str) -> tuple[int, Popen]:
+    """grpc_backend.py (grpcio, 16 threads) on the load CPU; its port and process."""
+    port = free_port()
+    cmd = [ctx.python, os.path.join(HERE, "grpc_backend.py"), "--port", str(port)]
+    p = start_service(ctx, name, cmd, ctx.args.load_cpu)
+    try:
+        wait_port(ctx, p, "grpc_backend", port, 15.0)
+    except PathFailed:
+        stop(ctx, p)
+        raise
+    return port, p
 
 
 def mosn_command(ctx: Ctx, config: str) -> tuple[list[str], dict[str, str]]:
@@ -546,6 +581,7 @@ def run_path(ctx: Ctx, scenario: str, path: str, backend_port: int,
              backend_p: Popen) -> Row:
     ctx.log(f"{scenario}: {path} ...")
     proxy_p: Popen | None = None
+    grpc_p: Popen | None = None
     tag = f"{scenario}-{path}".replace(" ", "_").replace("(", "").replace(")", "")
     try:
         if path == "direct":
@@ -559,6 +595,13 @@ def run_path(ctx: Ctx, scenario: str, path: str, backend_port: int,
         elif path == "nghttpx":
             port = free_port()
             proxy_p = start_nghttpx(ctx, tag, port, backend_port)
+        elif path == BOLT2GRPC:
+            # its own backend, a gRPC server on the load CPU; its CPU is the row's backend CPU
+            grpc_port, grpc_p = start_grpc_backend(ctx, f"{tag}-grpc_backend")
+            backend_p = grpc_p
+            port = free_port()
+            cfg = mosn_bolt2grpc_config(ctx, tag, port, grpc_port)
+            proxy_p = start_mosn(ctx, tag, cfg, port)
         elif path.startswith("mosn-py"):
             if scenario in HTTP_SCENARIOS:
                 port = free_port()
@@ -584,6 +627,7 @@ def run_path(ctx: Ctx, scenario: str, path: str, backend_port: int,
         return {"path": path, "error": str(exc)}
     finally:
         stop(ctx, proxy_p)
+        stop(ctx, grpc_p)
     ctx.log(f"{scenario}: {path} done: " + ", ".join(
         f"{k}={row[k]}" for k in ("rps", "mb_per_s", "p99_ms", "errors", "proxy_cpu_s",
                                   "req_per_proxy_cpu_s", "other_cpu_s") if k in row))
@@ -608,6 +652,8 @@ def scenario_paths(scenario: str, wanted: list[str]) -> list[str]:
                         else ["mosn-py (tcp)"])
         elif w == "mosn-py-bolt" and scenario == "bolt":
             out.append("mosn-py (bolt)")
+        elif w == "mosn-py-bolt2grpc" and scenario == "bolt":
+            out.append(BOLT2GRPC)
         elif w == "mosn-py-tcp" and not http:
             out.append("mosn-py (tcp)")
         elif (w == "nginx" and scenario == "http1") or (w == "nghttpx" and scenario == "h2"):
