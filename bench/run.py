@@ -19,6 +19,8 @@ Scenarios
              default set: --scenarios redis
   memcache   memcache_load.py get and set, 1 and 16 pipelined, against one memcached.
              Paths: direct, mosn-py memcache listener, twemproxy. --scenarios memcache
+             mosn-py-mc2redis (only when named): the memcache listener routed to a redis
+             cluster (memcached -> Redis translation), one redis-server on the load CPU.
 
 Pinning: the proxy under test runs on CPU --proxy-cpu (0), the load generator, the backend
 and this orchestrator on CPU --load-cpu (1), all with ``taskset -c``.
@@ -73,9 +75,11 @@ SCENARIOS = ("bolt", "tcp-small", "tcp-bulk", "http1", "h2", "redis", "memcache"
 DEFAULT_SCENARIOS = "bolt,tcp-small,tcp-bulk,http1,h2"
 CACHE_SCENARIOS = cache_report.CACHE_SCENARIOS
 PATHS = ("direct", "mosn-py", "mosn-py-bolt", "mosn-py-tcp", "mosn-py-bolt2grpc", "haproxy",
-         "nginx", "nghttpx", "twemproxy")
+         "nginx", "nghttpx", "twemproxy", "mosn-py-mc2redis")
 # the bolt path whose route sends to a grpc cluster (Bolt -> gRPC translation)
 BOLT2GRPC = "mosn-py (bolt2grpc)"
+# the memcache path whose route sends to a redis cluster (memcached -> Redis translation)
+MC2REDIS = "mosn-py (mc2redis)"
 GRPC_SERVICE = "com.alipay.rpc.common.service.facade.pb.SampleServicePb"
 DEFAULT_PATHS = "direct,mosn-py,haproxy,nginx,nghttpx,twemproxy"
 HAPROXY_HINT = "haproxy is not installed: apt-get install -y haproxy  (Debian/Ubuntu)"
@@ -637,8 +641,10 @@ def run_path(ctx: Ctx, scenario: str, path: str, backend_port: int,
 def scenario_paths(scenario: str, wanted: list[str]) -> list[str]:
     """The paths of ``scenario`` among the --paths asked for, in their order."""
     if scenario in CACHE_SCENARIOS:
-        return [{"mosn-py": f"mosn-py ({scenario})"}.get(w, w) for w in wanted
-                if w in ("direct", "mosn-py", "twemproxy")]
+        names = {"mosn-py": f"mosn-py ({scenario})", "mosn-py-mc2redis": MC2REDIS}
+        return [names.get(w, w) for w in wanted
+                if w in ("direct", "mosn-py", "twemproxy")
+                or (w == "mosn-py-mc2redis" and scenario == "memcache")]
     http = scenario in HTTP_SCENARIOS
     out = []
     for w in wanted:
@@ -790,20 +796,23 @@ def cache_warm_up(ctx: Ctx, scenario: str, test: str, pipeline: int, path: str,
 
 
 def measure_cache(ctx: Ctx, scenario: str, test: str, pipeline: int, path: str, port: int,
-                  proxy_p: Popen | None, backend_p: Popen, backend_port: int) -> Row:
+                  proxy_p: Popen | None, backend_p: Popen, backend_port: int,
+                  backend_kind: str | None = None) -> Row:
+    """``backend_kind``: the backend's protocol when it is not ``scenario``'s (mc2redis)."""
     a = ctx.args
+    kind = backend_kind or scenario
     requests = cache_warm_up(ctx, scenario, test, pipeline, path, port)
     wait_quiet(ctx)
     cmd, bound, parse = cache_load_cmd(ctx, scenario, test, pipeline, port, a.duration,
                                        requests)
     try:
-        c0 = cache_load.server_commands(scenario, backend_port)
+        c0 = cache_load.server_commands(kind, backend_port)
         res, row, cpu = measure_window(ctx, path, cmd, bound, parse, proxy_p, backend_p)
-        c1 = cache_load.server_commands(scenario, backend_port)
+        c1 = cache_load.server_commands(kind, backend_port)
     except (OSError, KeyError, ValueError) as exc:
         raise PathFailed(f"reading the backend's command counters failed: {exc!r}") from None
     # redis counts the first INFO once it has finished, so it is inside the difference
-    backend_cmds = c1 - c0 - (1 if scenario == "redis" else 0)
+    backend_cmds = c1 - c0 - (1 if kind == "redis" else 0)
     completed = res["completed"]
     row.update(test=test, pipeline=pipeline, rps=res["rps"], p50_ms=res["p50_ms"],
                p99_ms=res["p99_ms"], completed=completed, errors=res["errors"],
@@ -827,14 +836,27 @@ def start_twemproxy(ctx: Ctx, name: str, scenario: str, port: int, backend_port:
 
 
 def run_cache_path(ctx: Ctx, scenario: str, test: str, pipeline: int, path: str,
-                   backend_port: int, backend_p: Popen) -> Row:
+                   backend_port: int, backend_p: Popen,
+                   redis: tuple[int, Popen] | None = None) -> Row:
+    """``redis``: (port, process) of the redis-server behind the mc2redis path."""
     label = f"{scenario} {test} -P {pipeline}"
     ctx.log(f"{label}: {path} ...")
     proxy_p: Popen | None = None
     tag = (f"{scenario}-{test}-P{pipeline}-{path}".replace(" ", "_").replace("(", "")
            .replace(")", ""))
+    kind = None
     try:
-        if path == "direct":
+        if path == MC2REDIS:
+            if redis is None:
+                raise PathFailed("mc2redis: no redis-server")
+            backend_port, backend_p = redis
+            kind = "redis"
+            port = free_port()
+            cfg = cache_peers.mosn_cache_config(os.path.join(ctx.tmp, f"{tag}.yaml"), port,
+                                                backend_port, protocol=scenario,
+                                                cluster_protocol="redis")
+            proxy_p = start_mosn(ctx, tag, cfg, port)
+        elif path == "direct":
             port = backend_port
         elif path == "twemproxy":
             port = free_port()
@@ -847,7 +869,7 @@ def run_cache_path(ctx: Ctx, scenario: str, test: str, pipeline: int, path: str,
         else:
             raise PathFailed(f"unknown path {path!r}")
         row = measure_cache(ctx, scenario, test, pipeline, path, port, proxy_p, backend_p,
-                            backend_port)
+                            backend_port, kind)
     except PathFailed as exc:
         ctx.log(f"{label}: {path} FAILED: {str(exc).splitlines()[0]}")
         return {"path": path, "test": test, "pipeline": pipeline, "error": str(exc)}
@@ -892,23 +914,37 @@ def run_cache_scenario(ctx: Ctx, scenario: str) -> Row:
     name = "redis-server" if scenario == "redis" else "memcached"
     backend_p: Popen | None = None
     tool = "redis-benchmark" if scenario == "redis" else None
+    redis: tuple[int, Popen] | None = None
     try:
         if tool and not shutil.which(tool):  # nothing can run: say so in every row
             raise PathFailed(cache_peers.REDIS_BENCHMARK_HINT)
         name, backend_p = start_cache_backend(ctx, scenario, backend_port)
+        if MC2REDIS in paths:
+            # a second backend for the translating path: redis-server on the load CPU, its
+            # keys SET as plain strings (memcached items with flags 0), so gets hit
+            redis_port = free_port()
+            try:
+                _, redis_p = start_cache_backend(ctx, "redis", redis_port)
+            except PathFailed as exc:
+                ctx.log(f"{scenario}: {MC2REDIS} skipped: {exc}")
+                paths = [p for p in paths if p != MC2REDIS]
+            else:
+                redis = (redis_port, redis_p)
         for _rnd in range(a.rounds):
             for test, pipeline in variants:
                 rows: list[Row] = []
                 by_variant[(test, pipeline)].append(rows)
                 for path in paths:
                     rows.append(run_cache_path(ctx, scenario, test, pipeline, path,
-                                               backend_port, backend_p))
+                                               backend_port, backend_p, redis))
     except PathFailed as exc:
         for (test, pipeline), rounds in by_variant.items():
             rounds.append([{"path": p, "test": test, "pipeline": pipeline,
                             "error": f"{exc}"} for p in paths])
     finally:
         stop(ctx, backend_p)
+        if redis is not None:
+            stop(ctx, redis[1])
     groups = []
     for (test, pipeline), rounds in by_variant.items():
         rows = median_rows(rounds)
