@@ -23,11 +23,11 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mosn_py.codecs.base import NEED_DATA, ConnectionEvent, Frame, Role, StreamType
+from mosn_py.codecs.base import NEED_DATA, ConnectionEvent, Frame, Role
 from mosn_py.config.model import RouteConfig, RouteRule
 from mosn_py.errors import ProtocolError, ProxyStatus, ResetReason
 from mosn_py.observability.log import log_event
-from mosn_py.server.connection import BaseConnection
+from mosn_py.server.connection import PAUSE_FLOW, PAUSE_STREAMS, BaseConnection
 from mosn_py.upstream.ketama import KetamaRing
 
 if TYPE_CHECKING:
@@ -293,11 +293,7 @@ class CacheProxyConnection(BaseConnection):
         return self.in_flight  # the listener's drain and idle logic count these
 
     def drain(self) -> None:
-        self.pause_reading_for_drain()
-
-    def pause_reading_for_drain(self) -> None:
-        from mosn_py.server.connection import PAUSE_FLOW
-
+        """SIGTERM: read no more commands; close once the ones in flight are answered."""
         self.pause(PAUSE_FLOW)
         if not self.in_flight:
             self.close()
@@ -334,8 +330,6 @@ class CacheProxyConnection(BaseConnection):
         finally:
             self._pumping = False
         if len(self.in_flight) >= MAX_IN_FLIGHT:
-            from mosn_py.server.connection import PAUSE_STREAMS
-
             self.pause(PAUSE_STREAMS)
 
     def respond(self, reply: Frame) -> None:
@@ -352,8 +346,6 @@ class CacheProxyConnection(BaseConnection):
         if not self._pumping and self.codec.buffered:
             self._pump()  # the reorder buffer was full: decode what waited
         if len(self.in_flight) < MAX_IN_FLIGHT // 2:
-            from mosn_py.server.connection import PAUSE_STREAMS
-
             self.resume(PAUSE_STREAMS)
         self._maybe_close()
 
@@ -405,9 +397,6 @@ class CacheProxyConnection(BaseConnection):
         ``translate/`` modules may not import filters, ``tests/unit/test_layering.py``)."""
         return CacheRequest(self, request)
 
-    def reply(self, request: Frame, frame: Frame) -> None:
-        self.respond(frame)
-
     def local(self, request: Frame, status: ProxyStatus, message: str) -> None:
         self.ctx.stats.local_reply(status)
         self.respond(self.codec.local_reply(request, status, message))
@@ -415,7 +404,3 @@ class CacheProxyConnection(BaseConnection):
 
 def make_cache_protocol(ctx: ListenerContext) -> CacheProxyConnection:
     return CacheProxyConnection(ctx)
-
-
-def is_oneway(frame: Frame) -> bool:
-    return frame.stream_type is StreamType.ONEWAY

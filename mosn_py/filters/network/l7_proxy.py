@@ -710,7 +710,12 @@ class Stream:
             self._release_upstream()
         else:
             # A streaming response: the body follows (on_upstream_data / _trailers).
-            if status == 101 or (status < 300 and self.request.headers.get(":method") == "CONNECT"):
+            if status == 101 or (
+                # only an HTTP/1.1 Upgrade/CONNECT head can open a tunnel (extra.upgrade)
+                status < 300
+                and getattr(self.request.extra, "upgrade", False)
+                and self.request.headers.get(":method") == "CONNECT"
+            ):
                 # A tunnel: no response deadline any more; the listener's idle timeout
                 # closes it when neither side sends anything. Its bytes are no HTTP body:
                 # they bypass the body hooks.
