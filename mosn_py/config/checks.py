@@ -174,7 +174,9 @@ def _protocol_errors(
                 )
 
 
-def _cross_check(errs: _Errors, p: _Parsed, translations: Collection[tuple[str, str]]) -> None:
+def _cross_check(
+    errs: _Errors, p: _Parsed, translations: Collection[tuple[str, str]], dynamic: bool = False
+) -> None:
     _unique_names(errs, "listener", p.listeners)
     _unique_names(errs, "demo upstream", p.demos)
     routes, routes_complete = _unique_names(
@@ -184,6 +186,8 @@ def _cross_check(errs: _Errors, p: _Parsed, translations: Collection[tuple[str, 
     route_names, cluster_names = list(routes), list(clusters)
 
     def dangling(name: str | None, path: str, defined: dict[str, Any], complete: bool) -> bool:
+        if dynamic and defined is clusters:
+            return False  # xDS: a route may name a cluster before it arrives
         return bool(name) and name not in defined and complete and not errs.is_bad(path)
 
     for lpath, listener in p.listeners:

@@ -58,6 +58,7 @@ from mosn_py.config.model import (
     TlsCertificate,
     TlsConfig,
     VirtualHost,
+    XdsConfig,
 )
 from mosn_py.config.shape import (
     _Errors,
@@ -102,19 +103,19 @@ DEMO_PROTOCOLS: tuple[str, ...] = ("bolt", "tcp")
 # fmt: off
 _TOP_KEYS = (
     "admin", "workers", "drain_timeout", "log", "demo_upstreams", "listeners", "routes",
-    "clusters",
+    "clusters", "xds",
 )
 _LISTENER_KEYS = (
     "name", "address", "protocol", "transparent", "tls", "filters", "route", "cluster",
     "idle_timeout", "max_frame_size", "access_log", "backlog", "max_header_size",
-    "max_header_count", "max_body_size", "max_concurrent_streams", "password",
+    "max_header_count", "max_body_size", "max_concurrent_streams", "password", "api_listener",
 )
 _HTTP_LIMIT_KEYS = ("max_header_size", "max_header_count", "max_body_size",
                     "max_concurrent_streams")
 _CLUSTER_KEYS = (
     "name", "protocol", "type", "endpoints", "lb", "connect_timeout", "connections_per_host",
     "max_requests", "max_frame_size", "idle_timeout", "outlier_detection", "tls", "password",
-    "hash_tag",
+    "hash_tag", "dns_refresh_rate",
 )
 # fmt: on
 _ROUTE_KEYS = ("name", "rules", "virtual_hosts")
@@ -155,6 +156,39 @@ def _demo(errs: _Errors, path: str, raw: object) -> DemoUpstream | None:
         protocol=_field(errs, d, path, "protocol", one_of(DEMO_PROTOCOLS), "tcp"),
         address=_field(errs, d, path, "address", parse_address, _PLACEHOLDER_ADDRESS),
     )
+
+
+_XDS_KEYS = ("address", "node", "connect_timeout", "initial_backoff", "max_backoff")
+
+
+def _xds(errs: _Errors, path: str, raw: object) -> XdsConfig | None:
+    d = _mapping(errs, path, raw, _XDS_KEYS, required=("address", "node"))
+    if d is None:
+        return None
+    node = (
+        _mapping(errs, _join(path, "node"), d["node"], ("id", "cluster"), required=("id",))
+        if "node" in d else None
+    )
+    defaults = XdsConfig(_PLACEHOLDER_ADDRESS, "")
+    out = XdsConfig(
+        address=_field(errs, d, path, "address", parse_address, _PLACEHOLDER_ADDRESS),
+        node_id=_field(errs, node, _join(path, "node"), "id", parse_name, "") if node else "",
+        node_cluster=(
+            _field(errs, node, _join(path, "node"), "cluster", parse_name, "") if node else ""
+        ),
+        connect_timeout=_field(
+            errs, d, path, "connect_timeout", parse_positive_duration, defaults.connect_timeout
+        ),
+        initial_backoff=_field(
+            errs, d, path, "initial_backoff", parse_positive_duration, defaults.initial_backoff
+        ),
+        max_backoff=_field(
+            errs, d, path, "max_backoff", parse_positive_duration, defaults.max_backoff
+        ),
+    )
+    if out.max_backoff < out.initial_backoff and not errs.has_under(path):
+        errs.add(_join(path, "max_backoff"), f"must be >= initial_backoff ({out.initial_backoff}s)")
+    return out
 
 
 _TLS_KEYS = ("cert", "key", "certificates", "ca", "require_client_cert", "min_version")
@@ -321,11 +355,14 @@ def _access_log(errs: _Errors, path: str, raw: object) -> AccessLogConfig | None
 def _listener(
     errs: _Errors, path: str, raw: object, known_filters: Collection[str] | None
 ) -> ListenerConfig | None:
-    d = _mapping(errs, path, raw, _LISTENER_KEYS, required=("name", "address"))
+    api = isinstance(raw, dict) and raw.get("api_listener") is True
+    d = _mapping(errs, path, raw, _LISTENER_KEYS, required=("name",) if api else ("name", "address"))
     if d is None:
         return None
     defaults = ListenerConfig("", _PLACEHOLDER_ADDRESS)
     protocol = _field(errs, d, path, "protocol", one_of(LISTENER_PROTOCOLS), "tcp")
+    if api:
+        _api_listener_checks(errs, path, d, protocol)
     listener = ListenerConfig(
         name=_field(errs, d, path, "name", parse_name, ""),
         address=_field(errs, d, path, "address", parse_address, _PLACEHOLDER_ADDRESS),
@@ -360,6 +397,7 @@ def _listener(
             errs, d, path, "max_concurrent_streams", int_between(1, 1 << 20),
             defaults.max_concurrent_streams,
         ),
+        api_listener=_field(errs, d, path, "api_listener", parse_bool, False),
     )
     if not errs.is_bad(_join(path, "protocol")) and protocol not in HTTP_LISTENER_PROTOCOLS:
         for key in _HTTP_LIMIT_KEYS:
@@ -383,6 +421,15 @@ def _listener(
                 "stream filters need an L7 protocol; a tcp listener relays raw bytes",
             )
     return listener
+
+
+def _api_listener_checks(errs: _Errors, path: str, d: dict[str, Any], protocol: str) -> None:
+    """``api_listener: true``: a Listener for proxyless gRPC clients; it has no socket."""
+    if protocol not in HTTP_LISTENER_PROTOCOLS:
+        errs.add(_join(path, "api_listener"), f"applies to HTTP listeners only, not {protocol}")
+    for key in ("address", "transparent", "tls", "backlog", "idle_timeout", "access_log"):
+        if key in d:
+            errs.add(_join(path, key), "not allowed on an api_listener (it has no socket)")
 
 
 def _header_matchers(errs: _Errors, path: str, raw: object) -> tuple[HeaderMatcher, ...]:
@@ -512,7 +559,9 @@ def _endpoints(errs: _Errors, path: str, raw: object) -> tuple[Endpoint, ...]:
     return tuple(out)
 
 
-def _cluster(errs: _Errors, path: str, raw: object) -> ClusterConfig | None:
+def _cluster(
+    errs: _Errors, path: str, raw: object, dynamic: bool = False
+) -> ClusterConfig | None:
     d = _mapping(errs, path, raw, _CLUSTER_KEYS, required=("name",))
     if d is None:
         return None
@@ -521,8 +570,10 @@ def _cluster(errs: _Errors, path: str, raw: object) -> ClusterConfig | None:
     endpoints_path = _join(path, "endpoints")
     endpoints = _endpoints(errs, endpoints_path, d.get("endpoints"))
     if not errs.is_bad(_join(path, "type")) and not errs.is_bad(endpoints_path):
-        if ctype == "static" and not endpoints and not errs.has_under(endpoints_path):
-            errs.add(endpoints_path, "a static cluster needs at least one endpoint")
+        if ctype in ("static", "strict_dns") and not endpoints and not dynamic and (
+            not errs.has_under(endpoints_path)
+        ):
+            errs.add(endpoints_path, f"a {ctype} cluster needs at least one endpoint")
         if ctype == "original_dst" and d.get("endpoints"):
             errs.add(
                 endpoints_path,
@@ -558,6 +609,7 @@ def _cluster(errs: _Errors, path: str, raw: object) -> ClusterConfig | None:
         tls=_cluster_tls(errs, _join(path, "tls"), d.get("tls"), protocol),
         password=get("password", parse_name, None),
         hash_tag=get("hash_tag", _hash_tag, None),
+        dns_refresh_rate=get("dns_refresh_rate", parse_positive_duration, 5.0),
     )
 
 
@@ -606,7 +658,8 @@ def _section(
 
 
 def _parse_sections(
-    errs: _Errors, top: dict[str, Any], known_filters: Collection[str] | None
+    errs: _Errors, top: dict[str, Any], known_filters: Collection[str] | None,
+    dynamic: bool = False,
 ) -> _Parsed:
     p = _Parsed()
     if top.get("admin") is not None:
@@ -628,7 +681,11 @@ def _parse_sections(
             p.route_kinds[path] = kind
         if kind == "virtual_hosts":
             p.http_clusters[path] = cluster_refs
-    p.clusters = _section(errs, "clusters", top.get("clusters"), lambda a, b: _cluster(errs, a, b))
+    p.clusters = _section(
+        errs, "clusters", top.get("clusters"), lambda a, b: _cluster(errs, a, b, dynamic)
+    )
+    if top.get("xds") is not None:
+        p.xds = _xds(errs, "xds", top["xds"])
     return p
 
 
@@ -640,6 +697,7 @@ def _parse(
     source: str,
     known_filters: Collection[str] | None,
     translations: Collection[tuple[str, str]],
+    dynamic: bool = False,
 ) -> tuple[Config | None, list[str]]:
     errs = _Errors()
     if data is None:
@@ -651,9 +709,9 @@ def _parse(
         ]
     top = _mapping(errs, "", data, _TOP_KEYS)
     assert top is not None  # data is a dict
-    parsed = _parse_sections(errs, top, known_filters)
+    parsed = _parse_sections(errs, top, known_filters, dynamic)
     pairs = translations if isinstance(translations, Mapping) else frozenset(translations)
-    _cross_check(errs, parsed, pairs)
+    _cross_check(errs, parsed, pairs, dynamic)
     if errs.lines:
         return None, errs.lines
     config = Config(
@@ -665,6 +723,7 @@ def _parse(
         drain_timeout=parsed.drain_timeout,
         log=parsed.log,
         demo_upstreams=tuple(d for _, d in parsed.demos),
+        xds=parsed.xds,
     )
     return config, []
 
@@ -675,15 +734,19 @@ def parse_config(
     source: str = "<config>",
     known_filters: Collection[str] | None = None,
     translations: Collection[tuple[str, str]] = (),
+    dynamic: bool = False,
 ) -> Config:
     """Validate already-parsed YAML/JSON data and build the ``Config`` model.
 
     ``known_filters``: the registered stream filter names (``None``: accept any name).
     ``translations``: ``(downstream, upstream)`` protocol pairs a translator exists for.
+    ``dynamic``: the config was assembled from xDS resources, where a route may name a
+    cluster that has not arrived (yet): such requests get "no healthy upstream", as in
+    Envoy, and an EDS cluster may have no endpoints.
     Raises ``ConfigError`` listing every problem found (``source`` names the document in
     whole-document errors such as "empty config"); raises nothing else.
     """
-    config, errors = _parse(data, source, known_filters, translations)
+    config, errors = _parse(data, source, known_filters, translations, dynamic)
     if config is None:
         raise ConfigError(errors)
     return config

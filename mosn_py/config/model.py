@@ -18,7 +18,7 @@ LISTENER_PROTOCOLS: tuple[str, ...] = (
 CLUSTER_PROTOCOLS: tuple[str, ...] = ("tcp", "bolt", "http1", "http2", "grpc", "redis", "memcache")
 # Cache protocols: keys routed by prefix and sharded over a cluster's endpoints (ketama).
 CACHE_PROTOCOLS: tuple[str, ...] = ("redis", "memcache")
-CLUSTER_TYPES: tuple[str, ...] = ("static", "original_dst")
+CLUSTER_TYPES: tuple[str, ...] = ("static", "strict_dns", "original_dst")
 LB_POLICIES: tuple[str, ...] = ("round_robin", "random", "least_request")
 RETRY_ON: tuple[str, ...] = ("connect-failure", "reset")
 TLS_VERSIONS: tuple[str, ...] = ("1.2", "1.3")
@@ -122,6 +122,9 @@ class ListenerConfig:
     password: str | None = None  # redis: clients must AUTH with it first
     access_log: AccessLogConfig | None = None  # tcp: one line per connection; L7: per request
     backlog: int = 1024
+    # HTTP listeners only: no socket; a Listener for proxyless gRPC clients (xds:///NAME),
+    # served by the control plane as an Envoy api_listener and skipped by the proxy.
+    api_listener: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +325,7 @@ class ClusterConfig:
     tls: ClusterTlsConfig | None = None  # originate TLS to the endpoints
     password: str | None = None  # redis: AUTH sent on every new upstream connection
     hash_tag: str | None = None  # redis/memcache: two characters, e.g. "{}"
+    dns_refresh_rate: float = 5.0  # strict_dns: how often the endpoints' names are resolved
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +349,18 @@ class DemoUpstream:
 
 
 @dataclass(frozen=True, slots=True)
+class XdsConfig:
+    """Where the proxy gets live listeners, routes, clusters and endpoints (ADS, SotW)."""
+
+    address: Address
+    node_id: str
+    node_cluster: str = ""
+    connect_timeout: float = 5.0
+    initial_backoff: float = 0.5  # reconnect: doubled per failure (with jitter) up to
+    max_backoff: float = 30.0  # ``max_backoff``
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listeners: tuple[ListenerConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
@@ -354,6 +370,7 @@ class Config:
     drain_timeout: float = 10.0  # SIGTERM: how long in-flight requests may take to finish
     log: LogConfig = field(default_factory=LogConfig)
     demo_upstreams: tuple[DemoUpstream, ...] = ()
+    xds: XdsConfig | None = None
 
     def cluster(self, name: str) -> ClusterConfig | None:
         for c in self.clusters:

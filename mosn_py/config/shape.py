@@ -21,6 +21,7 @@ from mosn_py.config.model import (
     LogConfig,
     RetryPolicy,
     RouteConfig,
+    XdsConfig,
 )
 from mosn_py.config.values import (
     describe,
@@ -257,6 +258,7 @@ class _Parsed:
     route_kinds: dict[str, str] = field(default_factory=dict)
     # route path -> (path of a cluster name, the name) for each cluster its virtual hosts name
     http_clusters: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    xds: XdsConfig | None = None
 
 
 def translate_options(errs: _Errors, path: str, raw: object) -> tuple[tuple[str, object], ...]:

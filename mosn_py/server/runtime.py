@@ -117,8 +117,9 @@ class Runtime:
         from mosn_py.demo import start_demo_upstreams
 
         self._demo = await start_demo_upstreams(self.config.demo_upstreams, self.loop)
-        contexts = [self._make_context(cfg) for cfg in self.config.listeners]
-        for cfg, ctx in zip(self.config.listeners, contexts, strict=True):
+        served = [cfg for cfg in self.config.listeners if not cfg.api_listener]
+        contexts = [self._make_context(cfg) for cfg in served]
+        for cfg, ctx in zip(served, contexts, strict=True):
             sock = self._sockets.get(cfg.name) or bind_socket(cfg)
             factory: Any = (
                 make_tcp_protocol if cfg.protocol == "tcp"

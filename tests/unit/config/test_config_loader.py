@@ -315,16 +315,13 @@ SINGLE_ERRORS = [
         (
             "clusters[0].zzz: unknown key; expected name, protocol, type, endpoints, lb, "
             "connect_timeout, connections_per_host, max_requests, max_frame_size, idle_timeout, "
-            "outlier_detection, tls, password, hash_tag"
+            "outlier_detection, tls, password, hash_tag, dns_refresh_rate"
         ),
     ),
     (
         "xds",
         {"address": "127.0.0.1:18000"},
-        (
-            "xds: unknown key; expected admin, workers, drain_timeout, log, demo_upstreams, "
-            "listeners, routes, clusters"
-        ),
+        "xds.node: missing required key",
     ),
     # --- enums
     (
@@ -339,8 +336,8 @@ SINGLE_ERRORS = [
         "clusters.0.type",
         "strict",
         (
-            "clusters[0].type: unknown value 'strict' (did you mean 'static'?); "
-            "expected one of static, original_dst"
+            "clusters[0].type: unknown value 'strict' (did you mean 'strict_dns'?); "
+            "expected one of static, strict_dns, original_dst"
         ),
     ),
     (
@@ -884,7 +881,7 @@ def test_top_level_not_a_mapping() -> None:
     assert errors_of([1, 2], source="x.yaml") == (
         (
             "x.yaml: expected a mapping of top-level keys (admin, workers, drain_timeout, log, "
-            "demo_upstreams, listeners, routes, clusters), got a list"
+            "demo_upstreams, listeners, routes, clusters, xds), got a list"
         ),
     )
 
