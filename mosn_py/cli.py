@@ -113,6 +113,9 @@ def _serve(cfg: Config, args: argparse.Namespace, sockets: dict[str, socket.sock
             log_event(log, logging.ERROR, "cannot start", error=str(e))
             rt.close()
             return 1
+        xds_task = None
+        if cfg.xds is not None:
+            xds_task = await _start_xds(rt, cfg, args.config or default_config_path())
         addrs = rt.bound_addresses()
         _tune_gc()
         log_event(log, logging.INFO, "ready", worker=worker, **addrs)
@@ -124,6 +127,8 @@ def _serve(cfg: Config, args: argparse.Namespace, sockets: dict[str, socket.sock
                 json.dump({"pid": pid, "addresses": addrs}, f)
             os.replace(tmp, args.ready_file)
         await stop.wait()
+        if xds_task is not None:
+            xds_task.cancel()
         log_event(log, logging.INFO, "draining", timeout=cfg.drain_timeout, in_flight=rt.in_flight)
         await rt.drain(cfg.drain_timeout)
         await rt.shutdown()
@@ -134,6 +139,33 @@ def _serve(cfg: Config, args: argparse.Namespace, sockets: dict[str, socket.sock
         return loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+async def _start_xds(rt: Any, cfg: Config, path: str) -> asyncio.Task[None]:
+    """Start the ADS client; wait (up to ``xds.initial_fetch_timeout``) for the first
+    listeners and clusters, so that ``ready`` lists the dynamic listeners too."""
+    import yaml
+
+    from mosn_py.extensions import default_registries
+    from mosn_py.xds.assemble import Assembler
+    from mosn_py.xds.client import XdsClient
+
+    assert cfg.xds is not None
+    with open(path, encoding="utf-8") as f:
+        static = yaml.safe_load(f)
+    reg = default_registries()
+    assembler = Assembler(
+        static, known_filters=reg.stream_filters.as_dict(), translations=translator_pairs(reg)
+    )
+    client = XdsClient(cfg.xds, assembler, rt.apply, rt.loop)
+    rt.xds = client
+    task: asyncio.Task[None] = rt.loop.create_task(client.run())
+    try:
+        await asyncio.wait_for(client.synced.wait(), cfg.xds.initial_fetch_timeout)
+    except TimeoutError:
+        log_event(log, logging.WARNING, "xds: initial fetch timed out; serving what is there",
+                  server=str(cfg.xds.address), warming=client.warming)
+    return task
 
 
 def _tune_gc() -> None:

@@ -37,7 +37,14 @@ def _jsonable(obj: Any) -> Any:
 
 
 def config_dump(rt: Runtime) -> dict[str, Any]:
-    return {"config": _jsonable(rt.config)}
+    """The live model; with xDS also each type's version, nonce, resources, last NACK and
+    what is still warming."""
+    out: dict[str, Any] = {"config": _jsonable(rt.config)}
+    if rt.xds is not None:
+        out["xds"] = rt.xds.view()
+    if rt.retiring:
+        out["draining_listeners"] = sorted(lst.config.name for lst in rt.retiring)
+    return out
 
 
 def clusters_view(rt: Runtime) -> dict[str, Any]:

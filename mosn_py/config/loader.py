@@ -158,7 +158,10 @@ def _demo(errs: _Errors, path: str, raw: object) -> DemoUpstream | None:
     )
 
 
-_XDS_KEYS = ("address", "node", "connect_timeout", "initial_backoff", "max_backoff")
+_XDS_KEYS = (
+    "address", "node", "connect_timeout", "initial_fetch_timeout", "initial_backoff",
+    "max_backoff",
+)
 
 
 def _xds(errs: _Errors, path: str, raw: object) -> XdsConfig | None:
@@ -178,6 +181,10 @@ def _xds(errs: _Errors, path: str, raw: object) -> XdsConfig | None:
         ),
         connect_timeout=_field(
             errs, d, path, "connect_timeout", parse_positive_duration, defaults.connect_timeout
+        ),
+        initial_fetch_timeout=_field(
+            errs, d, path, "initial_fetch_timeout", parse_positive_duration,
+            defaults.initial_fetch_timeout,
         ),
         initial_backoff=_field(
             errs, d, path, "initial_backoff", parse_positive_duration, defaults.initial_backoff
@@ -356,7 +363,8 @@ def _listener(
     errs: _Errors, path: str, raw: object, known_filters: Collection[str] | None
 ) -> ListenerConfig | None:
     api = isinstance(raw, dict) and raw.get("api_listener") is True
-    d = _mapping(errs, path, raw, _LISTENER_KEYS, required=("name",) if api else ("name", "address"))
+    required = ("name",) if api else ("name", "address")
+    d = _mapping(errs, path, raw, _LISTENER_KEYS, required=required)
     if d is None:
         return None
     defaults = ListenerConfig("", _PLACEHOLDER_ADDRESS)

@@ -356,6 +356,9 @@ class XdsConfig:
     node_id: str
     node_cluster: str = ""
     connect_timeout: float = 5.0
+    # ``mosn-py run`` reports ready once the first LDS/CDS (and what they wait for) applied,
+    # or after this long with what it has (Envoy's initial_fetch_timeout)
+    initial_fetch_timeout: float = 15.0
     initial_backoff: float = 0.5  # reconnect: doubled per failure (with jitter) up to
     max_backoff: float = 30.0  # ``max_backoff``
 

@@ -104,6 +104,11 @@ class ListenerContext:
         self._translators[key] = t
         return t
 
+    def reset_caches(self) -> None:
+        """After a live update: translators are built per rule, ketama rings per cluster."""
+        self._translators = {}
+        self.shards = {}
+
     def clusters(self) -> ClusterManager:
         return self.runtime.clusters
 
@@ -169,6 +174,14 @@ class Listener:
         self._sock = sock
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+
+    def dup_socket(self) -> socket.socket:
+        """A second descriptor of the listening socket, for the listener that replaces this
+        one on the same address (the kernel's accept queue carries over: no refused
+        connection while they change places)."""
+        sock = self._sock.dup()
+        sock.setblocking(False)
+        return sock
 
     @property
     def address(self) -> tuple[str, int]:

@@ -1,7 +1,9 @@
-"""The runtime of one process: clusters, listeners, demo upstreams, admin; start, drain, stop.
+"""The runtime of one process: clusters, listeners, demo upstreams, admin; start, drain, stop,
+and live updates.
 
     rt = Runtime(config, registries, loop)
     await rt.start()              # binds and serves
+    await rt.apply(new_config)    # a live update (xDS): see ``apply``
     await rt.drain()              # SIGTERM: stop accepting, let in-flight requests finish
     rt.close()
 """
@@ -50,15 +52,19 @@ class Runtime:
         self.batcher = WriteBatcher()
         self.timers = TimerWheel(loop)
         self.clusters = ClusterManager(
-            config.clusters, registries, loop=loop, batcher=self.batcher
+            config.clusters, registries, loop=loop, batcher=self.batcher,
+            drain_timeout=config.drain_timeout,
         )
         self.listeners: list[Listener] = []
+        self.retiring: set[Listener] = set()  # replaced or removed, draining
         self._sockets = sockets or {}
         self._demo: list[Any] = []
         self.admin: Any = None
+        self.xds: Any = None  # the XdsClient when the config has ``xds``
 
-    def _make_context(self, cfg: ListenerConfig) -> ListenerContext:
+    def _make_context(self, cfg: ListenerConfig, config: Config | None = None) -> ListenerContext:
         ctx = ListenerContext(cfg, self, self.loop, self.batcher)
+        config = config or self.config
         for name, cls in self.registries.translators.as_dict().items():
             down, _, up = name.partition("->")
             if down == cfg.protocol or (cfg.protocol == "http" and down in ("http1", "http2")):
@@ -71,17 +77,8 @@ class Runtime:
                 )
             else:
                 ctx.codec_cls = self.registries.codecs.get(cfg.protocol)
-            route = self.config.route(cfg.route or "")
-            if route is None:
-                raise ConfigError(f"listener {cfg.name!r}: no route named {cfg.route!r}")
-            if cfg.protocol in HTTP_LISTENER_PROTOCOLS:
-                ctx.route_table = HttpRouteTable(route)
-                ctx.http = True
-                self._check_translators(ctx, route)
-            elif cfg.protocol in CACHE_PROTOCOLS:
-                ctx.route_table = CacheRouteTable(route)
-            else:
-                ctx.route_table = RouteTable(route, cfg.protocol)
+            ctx.http = cfg.protocol in HTTP_LISTENER_PROTOCOLS
+            ctx.route_table = self._route_table(ctx, config)
             factories = []
             for i, fc in enumerate(cfg.filters):
                 fcls = self.registries.stream_filters.get(fc.name)
@@ -94,7 +91,19 @@ class Runtime:
             ctx.filter_factories = tuple(factories)
         return ctx
 
-    def _check_translators(self, ctx: ListenerContext, route: Any) -> None:
+    def _route_table(self, ctx: ListenerContext, config: Config) -> Any:
+        cfg = ctx.config
+        route = config.route(cfg.route or "")
+        if route is None:
+            raise ConfigError(f"listener {cfg.name!r}: no route named {cfg.route!r}")
+        if cfg.protocol in HTTP_LISTENER_PROTOCOLS:
+            self._check_translators(ctx, route, config)
+            return HttpRouteTable(route)
+        if cfg.protocol in CACHE_PROTOCOLS:
+            return CacheRouteTable(route)
+        return RouteTable(route, cfg.protocol)
+
+    def _check_translators(self, ctx: ListenerContext, route: Any, config: Config) -> None:
         """Build the translators of HTTP rules now, so that bad ``translate`` options stop
         the start (the config loader checks those of single-frame rules itself)."""
         for vh in route.virtual_hosts:
@@ -103,7 +112,7 @@ class Runtime:
                     w.cluster for w in rule.weighted_clusters
                 ]
                 for name in names:
-                    cluster = self.config.cluster(name)
+                    cluster = config.cluster(name)
                     if cluster is None:
                         continue
                     try:
@@ -121,12 +130,7 @@ class Runtime:
         contexts = [self._make_context(cfg) for cfg in served]
         for cfg, ctx in zip(served, contexts, strict=True):
             sock = self._sockets.get(cfg.name) or bind_socket(cfg)
-            factory: Any = (
-                make_tcp_protocol if cfg.protocol == "tcp"
-                else make_cache_protocol if cfg.protocol in CACHE_PROTOCOLS
-                else make_l7_protocol
-            )
-            listener = Listener(ctx, factory, sock)
+            listener = Listener(ctx, self._factory(cfg), sock)
             await listener.start()
             self.listeners.append(listener)
             host, port = listener.address
@@ -148,9 +152,116 @@ class Runtime:
             out[f"demo:{d.name}"] = d.address_str
         return out
 
+    # --- live updates -------------------------------------------------------------------------
+    async def apply(self, new: Config) -> dict[str, int]:
+        """Move to the config snapshot ``new`` without disrupting what did not change.
+
+        Clusters: see ``ClusterManager.update`` (unchanged kept, endpoint changes in place,
+        others replaced; retired ones finish their requests). Listeners: an unchanged one
+        keeps its socket and connections and gets the new route table if its route config
+        changed (new requests route by it at once; requests in flight finish on the rule
+        they matched); a changed one is replaced (its socket is handed over when the address
+        stays, so no connection is refused) and the old one drains; a removed one drains.
+
+        Everything that can fail (route tables, translators, filters, binding new addresses)
+        is done before anything changes: ``ConfigError`` leaves the runtime as it was.
+        """
+        old_by_name = {lst.config.name: lst for lst in self.listeners}
+        by_addr = {_addr_key(lst.config): lst for lst in self.listeners}
+        by_addr.pop(None, None)
+        plan: list[tuple[ListenerConfig, Any, Listener | None, Listener | None]] = []
+        bound: list[socket.socket] = []
+        try:
+            for cfg in new.listeners:
+                if cfg.api_listener:
+                    continue
+                cur = old_by_name.get(cfg.name)
+                if cur is not None and cur.config == cfg:
+                    if cfg.route and self.config.route(cfg.route) != new.route(cfg.route):
+                        plan.append((cfg, self._route_table(cur.ctx, new), cur, None))
+                    else:
+                        plan.append((cfg, None, cur, None))
+                    continue
+                ctx = self._make_context(cfg, new)
+                donor = by_addr.get(_addr_key(cfg))
+                if donor is None:
+                    sock = bind_socket(cfg)
+                    bound.append(sock)
+                plan.append((cfg, ctx, cur, donor))
+        except (ConfigError, OSError) as e:
+            for sock in bound:
+                sock.close()
+            raise ConfigError(str(e)) from None
+        self.config = new
+        self.clusters.drain_timeout = new.drain_timeout
+        stats = dict(zip(("clusters_added", "clusters_updated", "clusters_removed"),
+                         self.clusters.update(new.clusters), strict=True))
+        keep: list[Listener] = []
+        started = replaced = routes = 0
+        sockets = iter(bound)
+        for cfg, obj, cur, donor in plan:
+            if isinstance(obj, ListenerContext):
+                sock = donor.dup_socket() if donor is not None else next(sockets)
+                listener = Listener(obj, self._factory(cfg), sock)
+                await listener.start()
+                keep.append(listener)
+                started += 1
+                if cur is not None:
+                    replaced += 1
+                log_event(log, logging.INFO, "listener started", listener=cfg.name,
+                          protocol=cfg.protocol, address=_fmt(*listener.address))
+                continue
+            assert cur is not None
+            if obj is not None:
+                cur.ctx.route_table = obj
+                cur.ctx.reset_caches()
+                routes += 1
+            elif stats["clusters_added"] or stats["clusters_updated"]:
+                cur.ctx.reset_caches()
+            keep.append(cur)
+        kept = {id(lst) for lst in keep}
+        for lst in self.listeners:
+            if id(lst) not in kept:
+                self._retire(lst)
+        self.listeners = keep
+        names = {lst.config.name for lst in keep}
+        stats.update(
+            listeners_added=started - replaced,
+            listeners_replaced=replaced,
+            listeners_removed=sum(1 for name in old_by_name if name not in names),
+            route_tables_swapped=routes,
+        )
+        return stats
+
+    def _retire(self, lst: Listener) -> None:
+        lst.stop_accepting()
+        lst.start_drain()
+        self.retiring.add(lst)
+        log_event(log, logging.INFO, "listener draining", listener=lst.config.name)
+        self.loop.create_task(self._finish_retired(lst))
+
+    async def _finish_retired(self, lst: Listener) -> None:
+        deadline = self.loop.time() + self.config.drain_timeout
+        while lst.in_flight and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        lst.close_all()
+        await asyncio.sleep(0)
+        lst.close_logs()
+        self.retiring.discard(lst)
+
+    @staticmethod
+    def _factory(cfg: ListenerConfig) -> Any:
+        if cfg.protocol == "tcp":
+            return make_tcp_protocol
+        if cfg.protocol in CACHE_PROTOCOLS:
+            return make_cache_protocol
+        return make_l7_protocol
+
     @property
     def in_flight(self) -> int:
-        return sum(lst.in_flight for lst in self.listeners)
+        return sum(lst.in_flight for lst in self.listeners) + sum(
+            lst.in_flight for lst in self.retiring
+        )
 
     async def drain(self, timeout: float) -> bool:
         """Stop accepting; wait up to ``timeout`` for in-flight work. True if all finished."""
@@ -167,7 +278,7 @@ class Runtime:
 
     def close(self) -> None:
         """Abort everything still open (synchronous; see ``shutdown``)."""
-        for lst in self.listeners:
+        for lst in [*self.listeners, *self.retiring]:
             lst.stop_accepting()
             lst.close_all()
         self.clusters.close()
@@ -185,6 +296,13 @@ class Runtime:
             await asyncio.sleep(0)
         for lst in self.listeners:
             lst.close_logs()
+
+
+def _addr_key(cfg: ListenerConfig) -> tuple[str, int, bool] | None:
+    """Listeners with equal keys can hand their socket over; port 0 ("any") never does."""
+    if cfg.address.port == 0:
+        return None
+    return (cfg.address.host, cfg.address.port, cfg.transparent)
 
 
 def _fmt(host: str, port: int) -> str:

@@ -4,10 +4,14 @@ health (outlier ejection on consecutive connect failures)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from mosn_py.codecs.base import CodecLimits, PoolMode
-from mosn_py.config.model import ClusterConfig
+from mosn_py.config.model import Address, ClusterConfig, Endpoint
+from mosn_py.observability.log import log_event
 from mosn_py.server.connection import WriteBatcher
 from mosn_py.tls import client_context
 from mosn_py.upstream.host import Host
@@ -15,6 +19,9 @@ from mosn_py.upstream.lb import LoadBalancer
 from mosn_py.upstream.pingpong import PingPongPool
 from mosn_py.upstream.pool import MultiplexPool
 from mosn_py.upstream.streaming import StreamingUpstreamConnection
+
+log = logging.getLogger("mosn_py.cluster")
+RETIRE_CHECK_INTERVAL = 0.25  # how often retired pools are checked for idleness
 
 
 class Cluster:
@@ -41,6 +48,10 @@ class Cluster:
         "_unejectors",
         "ssl",
         "setup_pool",
+        "_retired",
+        "_retire_timer",
+        "drain_timeout",
+        "_dns_task",
     )
 
     def __init__(
@@ -72,8 +83,15 @@ class Cluster:
         self.ssl = client_context(config.tls, config.protocol) if config.tls else None
         # (config, variant) -> [(frame, callbacks)] every new connection sends first
         self.setup_pool: Any = self.pool_setups.get(config.protocol)
+        # pools of hosts that left the cluster (or of a replaced cluster): closed once idle
+        self._retired: list[tuple[Any, float]] = []  # (pool, deadline)
+        self._retire_timer: asyncio.TimerHandle | None = None
+        self.drain_timeout = 10.0
+        self._dns_task: asyncio.Task[None] | None = None
         if config.idle_timeout:
             self._schedule_sweep()
+        if config.type == "strict_dns":
+            self._dns_task = loop.create_task(self._resolve_loop())
 
     @property
     def overflowing(self) -> bool:
@@ -111,6 +129,93 @@ class Cluster:
             if self.setup_pool is not None:
                 pool.setup = self.setup_pool(self.config, variant)
         return pool
+
+    # --- live updates ------------------------------------------------------------------------
+    def update_endpoints(self, config: ClusterConfig) -> None:
+        """Take ``config`` (equal to the current one but for its endpoints): hosts that stay
+        keep their pools, counters and ejection state; new ones join; removed ones get no
+        new requests and their connections close once their requests finished."""
+        self.config = config
+        if config.type != "strict_dns":
+            self._set_hosts(config.endpoints)
+
+    def _set_hosts(self, endpoints: tuple[Endpoint, ...]) -> None:
+        old = {h.address: h for h in self.hosts}
+        hosts: list[Host] = []
+        for e in endpoints:
+            h = old.pop(e.address, None)
+            if h is None:
+                h = Host(e.address, e.weight)
+            h.weight = e.weight
+            hosts.append(h)
+        self.hosts = tuple(hosts)
+        gone = set(old.values())
+        for h in gone:
+            timer = self._unejectors.pop(h, None)
+            if timer is not None:
+                timer.cancel()
+        if gone:
+            for key in [k for k in self._pools if (k[0] if isinstance(k, tuple) else k) in gone]:
+                self.retire_pool(self._pools.pop(key), self.drain_timeout)
+        self._rebuild_lb()
+
+    def retire_pool(self, pool: Any, timeout: float) -> None:
+        """Close ``pool`` once nothing is in flight on it (at the latest after ``timeout``)."""
+        self._retired.append((pool, self._loop.time() + timeout))
+        self._check_retired()
+
+    def retire(self, timeout: float) -> None:
+        """The cluster left the config (or was replaced): no new requests reach it (nobody
+        resolves it by name any more); its pools close as their requests finish."""
+        self.drain_timeout = timeout
+        for key in list(self._pools):
+            self.retire_pool(self._pools.pop(key), timeout)
+        self._stop_timers()
+
+    def has_retired_pools(self) -> bool:
+        return bool(self._retired)
+
+    def _check_retired(self) -> None:
+        self._retire_timer = None
+        now = self._loop.time()
+        keep = []
+        for pool, deadline in self._retired:
+            if pool.in_flight == 0 or now >= deadline:
+                pool.close()
+            else:
+                keep.append((pool, deadline))
+        self._retired = keep
+        if keep:
+            self._retire_timer = self._loop.call_later(RETIRE_CHECK_INTERVAL, self._check_retired)
+
+    async def _resolve_loop(self) -> None:
+        """strict_dns: resolve every endpoint's name now and every ``dns_refresh_rate``; each
+        address found is a host (Envoy's STRICT_DNS). A failed lookup keeps the last
+        answer for that name."""
+        known: dict[Endpoint, list[Endpoint]] = {}
+        while True:
+            cfg = self.config
+            for e in cfg.endpoints:
+                try:
+                    infos = await self._loop.getaddrinfo(
+                        e.address.host, e.address.port, type=socket.SOCK_STREAM
+                    )
+                except (OSError, UnicodeError) as exc:
+                    log_event(log, logging.WARNING, "dns resolution failed", cluster=self.name,
+                              host=e.address.host, error=str(exc))
+                    continue
+                found: dict[Address, Endpoint] = {}
+                for _, _, _, _, sockaddr in infos:
+                    a = Address(str(sockaddr[0]), e.address.port)
+                    found.setdefault(a, replace(e, address=a))
+                known[e] = list(found.values())
+            resolved: dict[Address, Endpoint] = {}
+            for e in cfg.endpoints:
+                for r in known.get(e, [e]):
+                    resolved.setdefault(r.address, r)
+            if tuple(resolved.values()) != tuple(Endpoint(h.address, h.weight) for h in self.hosts):
+                self._set_hosts(tuple(resolved.values()))
+            await asyncio.sleep(cfg.dns_refresh_rate)
 
     # --- passive health ----------------------------------------------------------------------
     def tls_args(self, host: str) -> dict[str, Any]:
@@ -169,13 +274,25 @@ class Cluster:
                     conn.close()
         self._schedule_sweep()
 
-    def close(self) -> None:
+    def _stop_timers(self) -> None:
         for timer in self._unejectors.values():
             timer.cancel()
         self._unejectors.clear()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        if self._dns_task is not None:
+            self._dns_task.cancel()
+            self._dns_task = None
+
+    def close(self) -> None:
+        self._stop_timers()
+        if self._retire_timer is not None:
+            self._retire_timer.cancel()
+            self._retire_timer = None
         for p in self._pools.values():
             p.close()
         self._pools.clear()
+        for p, _ in self._retired:
+            p.close()
+        self._retired.clear()

@@ -66,12 +66,14 @@ class CacheRouteTable:
 
 
 class Shards:
-    """A cluster's endpoints as shards: a ketama ring, rebuilt if the cluster object changes."""
+    """A cluster's endpoints as shards: a ketama ring, rebuilt if the cluster object or its
+    hosts change (a live update)."""
 
-    __slots__ = ("cluster", "ring")
+    __slots__ = ("cluster", "hosts", "ring")
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
+        self.hosts = cluster.hosts
         tag = cluster.config.hash_tag
         self.ring: KetamaRing[Host] = KetamaRing(
             [(str(h.address), h.weight, h) for h in cluster.hosts],
@@ -388,7 +390,7 @@ class CacheProxyConnection(BaseConnection):
     def shards(self, cluster: Cluster) -> Shards:
         cache: dict[int, Shards] = self.ctx.shards
         found = cache.get(id(cluster))
-        if found is None or found.cluster is not cluster:
+        if found is None or found.cluster is not cluster or found.hosts is not cluster.hosts:
             found = cache[id(cluster)] = Shards(cluster)
         return found
 

@@ -235,6 +235,12 @@ class L7Connection(BaseConnection):
             self.close()
             return
         if not self.flow:
+            if not self.streams and self.activity == 0:
+                # Accepted just before the drain, its request not read yet: serve that one
+                # (the close follows in ``stream_done``) rather than fail a brand-new
+                # connection; close if nothing comes.
+                self.ctx.loop.call_later(GOAWAY_GRACE, self._close_if_unused)
+                return
             self.pause(PAUSE_FLOW)
             if not self.streams:
                 self.close()
@@ -245,6 +251,10 @@ class L7Connection(BaseConnection):
         self.write(self.codec.goaway(_MAX_STREAM_ID))
         self.ctx.batcher.flush()
         self.ctx.loop.call_later(GOAWAY_GRACE, self._final_goaway_if_open)
+
+    def _close_if_unused(self) -> None:
+        if not self.closed and not self.streams:
+            self.close()
 
     def _final_goaway_if_open(self) -> None:
         if self.closed:
