@@ -2,6 +2,7 @@
 
     mosn-py run [-c CONFIG.yaml] [--loop uvloop|asyncio] [--ready-file PATH]
     mosn-py validate -c CONFIG.yaml
+    mosn-py control-plane -c RESOURCES.yaml [--listen 127.0.0.1:18000]
     mosn-py --version
 
 ``run`` without ``-c`` serves the bundled default config (a working demo). On SIGTERM or
@@ -79,6 +80,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_control_plane(args: argparse.Namespace) -> int:
+    from mosn_py.xds import cp_cli
+
+    return cp_cli.run(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
     try:
@@ -129,6 +136,10 @@ def _serve(cfg: Config, args: argparse.Namespace, sockets: dict[str, socket.sock
         await stop.wait()
         if xds_task is not None:
             xds_task.cancel()
+            try:
+                await xds_task  # closes the gRPC channel before the loop goes
+            except asyncio.CancelledError:
+                pass
         log_event(log, logging.INFO, "draining", timeout=cfg.drain_timeout, in_flight=rt.in_flight)
         await rt.drain(cfg.drain_timeout)
         await rt.shutdown()
@@ -185,7 +196,7 @@ def _run_workers(cfg: Config, args: argparse.Namespace) -> int:
     from mosn_py.server.listener import bind_socket
 
     try:
-        sockets = {lc.name: bind_socket(lc) for lc in cfg.listeners}
+        sockets = {lc.name: bind_socket(lc) for lc in cfg.listeners if not lc.api_listener}
     except OSError as e:
         log_event(log, logging.ERROR, "cannot start", error=str(e))
         return 1
@@ -258,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a config file; exit 2 on errors")
     v.add_argument("-c", "--config", required=True)
     v.set_defaults(func=cmd_validate)
+    cp = sub.add_parser(
+        "control-plane", help="serve a config file over xDS v3 (ADS) to proxies and gRPC clients"
+    )
+    cp.set_defaults(func=cmd_control_plane)
+    from mosn_py.xds import cp_cli
+
+    cp_cli.add_arguments(cp)
     return p
 
 

@@ -129,8 +129,9 @@ class ListenerContext:
         return ex[0](frame.headers) or ""
 
 
-def bind_socket(config: ListenerConfig) -> socket.socket:
-    """Bind (but do not yet serve) a listening socket for ``config``."""
+def bind_socket(config: ListenerConfig, *, reuse_port: bool = False) -> socket.socket:
+    """Bind (but do not yet serve) a listening socket for ``config``. ``reuse_port``: with
+    SO_REUSEPORT, for listeners each worker binds itself (the ones xDS adds)."""
     addr = config.address
     infos = socket.getaddrinfo(
         addr.host, addr.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -139,6 +140,8 @@ def bind_socket(config: ListenerConfig) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if config.transparent:

@@ -58,6 +58,7 @@ class Runtime:
         self.listeners: list[Listener] = []
         self.retiring: set[Listener] = set()  # replaced or removed, draining
         self._sockets = sockets or {}
+        self._workers = sockets is not None  # forked workers: sockets inherited
         self._demo: list[Any] = []
         self.admin: Any = None
         self.xds: Any = None  # the XdsClient when the config has ``xds``
@@ -185,7 +186,8 @@ class Runtime:
                 ctx = self._make_context(cfg, new)
                 donor = by_addr.get(_addr_key(cfg))
                 if donor is None:
-                    sock = bind_socket(cfg)
+                    # workers each run their own xDS client and bind what it adds
+                    sock = bind_socket(cfg, reuse_port=self._workers)
                     bound.append(sock)
                 plan.append((cfg, ctx, cur, donor))
         except (ConfigError, OSError) as e:

@@ -1,0 +1,151 @@
+"""xDS state -> one config snapshot: the static part of the bootstrap file plus every warm
+dynamic listener, route config and cluster, validated by the same loader as a YAML file.
+
+Warming (reference/xds.md §1.5): a listener whose routes come by RDS takes effect once its
+RouteConfiguration arrived, an EDS cluster once its ClusterLoadAssignment arrived. Until then
+the version that was live before (if any) stays live: ``Assembler.live_*`` remember the parts
+of the last snapshot that was applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mosn_py.config.loader import parse_config
+from mosn_py.config.model import Config
+from mosn_py.errors import ConfigError
+from mosn_py.xds.convert import ClusterPart, ListenerPart
+
+
+@dataclass
+class Assembly:
+    """A candidate snapshot and what it was made of (kept as ``live_*`` once applied)."""
+
+    config: Config
+    listeners: dict[str, tuple[ListenerPart, dict[str, Any] | None]]
+    clusters: dict[str, tuple[ClusterPart, list[dict[str, Any]] | None]]
+    warming: list[str] = field(default_factory=list)  # "listener x: waiting for RDS y"
+
+
+@dataclass
+class Assembler:
+    static: dict[str, Any]  # the bootstrap YAML document (its listeners/routes/clusters stay)
+    known_filters: Collection[str] | None = None
+    translations: Mapping[tuple[str, str], Any] | Collection[tuple[str, str]] = ()
+    live_listeners: dict[str, tuple[ListenerPart, dict[str, Any] | None]] = field(
+        default_factory=dict
+    )
+    live_clusters: dict[str, tuple[ClusterPart, list[dict[str, Any]] | None]] = field(
+        default_factory=dict
+    )
+
+    def build(
+        self,
+        listeners: Mapping[str, ListenerPart],
+        routes: Mapping[str, dict[str, Any]],
+        clusters: Mapping[str, ClusterPart],
+        endpoints: Mapping[str, list[dict[str, Any]]],
+    ) -> Assembly:
+        """Assemble and validate; raises ``ConfigError`` whose lines name the xDS resource
+        (``Listener 'x': listeners[2].max_body_size: ...``)."""
+        warming: list[str] = []
+        use_l: dict[str, tuple[ListenerPart, dict[str, Any] | None]] = {}
+        for name, part in listeners.items():
+            if part.rds is None:
+                use_l[name] = (part, None)
+            elif part.rds in routes:
+                use_l[name] = (part, routes[part.rds])
+            else:
+                warming.append(f"listener {name!r}: waiting for RouteConfiguration {part.rds!r}")
+                if name in self.live_listeners:
+                    use_l[name] = self.live_listeners[name]
+        use_c: dict[str, tuple[ClusterPart, list[dict[str, Any]] | None]] = {}
+        for name, cpart in clusters.items():
+            if cpart.eds is None:
+                use_c[name] = (cpart, None)
+            elif cpart.eds in endpoints:
+                use_c[name] = (cpart, endpoints[cpart.eds])
+            else:
+                warming.append(f"cluster {name!r}: waiting for ClusterLoadAssignment {cpart.eds!r}")
+                if name in self.live_clusters:
+                    use_c[name] = self.live_clusters[name]
+        doc, owners = self._document(use_l, use_c)
+        try:
+            config = parse_config(
+                doc,
+                source="xDS",
+                known_filters=self.known_filters,
+                translations=self.translations,
+                dynamic=True,
+            )
+        except ConfigError as e:
+            raise ConfigError([_owned(line, owners) for line in e.errors]) from None
+        return Assembly(config, use_l, use_c, warming)
+
+    def commit(self, assembly: Assembly) -> None:
+        self.live_listeners = assembly.listeners
+        self.live_clusters = assembly.clusters
+
+    def _document(
+        self,
+        listeners: Mapping[str, tuple[ListenerPart, dict[str, Any] | None]],
+        clusters: Mapping[str, tuple[ClusterPart, list[dict[str, Any]] | None]],
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The YAML document, and path prefix -> xDS resource, to name it in errors."""
+        doc = dict(self.static)
+        out_l: list[Any] = list(doc.get("listeners") or [])
+        out_r: list[Any] = list(doc.get("routes") or [])
+        out_c: list[Any] = list(doc.get("clusters") or [])
+        owners: dict[str, str] = {}
+        implied: dict[str, str] = {}
+        seen_routes: dict[str, int] = {}
+        for name, (part, rds_route) in listeners.items():
+            owners[f"listeners[{len(out_l)}]"] = f"Listener {name!r}"
+            out_l.append(part.listener)
+            for route, what in ((part.route, f"Listener {name!r}"),
+                                (rds_route, f"RouteConfiguration {part.rds!r}")):
+                if route is None:
+                    continue
+                rname = str(route.get("name", ""))
+                if rname in seen_routes:
+                    continue  # listeners sharing one RouteConfiguration
+                seen_routes[rname] = len(out_r)
+                owners[f"routes[{len(out_r)}]"] = what
+                out_r.append(route)
+                for cluster in _cluster_refs(route):
+                    implied.setdefault(cluster, "http1" if "virtual_hosts" in route else "")
+            for cluster, proto in part.cluster_protocols.items():
+                if proto:
+                    implied[cluster] = proto
+        for name, (cpart, eps) in clusters.items():
+            c = dict(cpart.cluster)
+            if eps is not None:
+                c["endpoints"] = eps
+            if "protocol" not in c:
+                c["protocol"] = implied.get(name) or "tcp"
+            owners[f"clusters[{len(out_c)}]"] = f"Cluster {name!r}"
+            out_c.append(c)
+        doc["listeners"], doc["routes"], doc["clusters"] = out_l, out_r, out_c
+        return doc, owners
+
+
+def _owned(line: str, owners: Mapping[str, str]) -> str:
+    head = line.split(".", 1)[0].split(":", 1)[0]
+    owner = owners.get(head)
+    return f"{owner}: {line}" if owner else line
+
+
+def _cluster_refs(obj: Any) -> Iterator[str]:
+    """Every cluster a YAML route config names (rules, virtual hosts, weighted clusters,
+    mirrors)."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key in ("cluster", "mirror") and isinstance(value, str):
+                yield value
+            else:
+                yield from _cluster_refs(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from _cluster_refs(item)
