@@ -760,12 +760,10 @@ def parse_config(
     return config
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """``SafeLoader`` that records duplicate mapping keys (PyYAML keeps the last silently)."""
+class _DuplicateKeys:
+    """Loader mixin that records duplicate mapping keys (PyYAML keeps the last silently)."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[str] = []
+    duplicates: list[str]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         # Checked before SafeLoader flattens ``<<`` merges, whose keys may legally repeat.
@@ -783,10 +781,38 @@ class _StrictLoader(yaml.SafeLoader):
                     )
                 else:
                     seen[ident] = mark
-        return super().construct_mapping(node, deep=deep)
+        out: dict[Any, Any] = super().construct_mapping(node, deep=deep)  # type: ignore[misc]
+        return out
+
+
+class _StrictLoader(_DuplicateKeys, yaml.SafeLoader):
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates = []
+
+
+# libyaml's parser, when PyYAML has it, reads big files ten times faster (the control plane
+# re-reads its file on every change). Its error messages differ, so a document it refuses
+# is read again by the pure-Python loader, whose messages the docs and tests know.
+_CLoader: Any = getattr(yaml, "CSafeLoader", None)
+_FastLoader: Any = None
+if _CLoader is not None:
+
+    class _FastLoader(_DuplicateKeys, _CLoader):  # type: ignore[no-redef,misc]
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.duplicates = []
 
 
 def _read_yaml(text: str, source: str) -> tuple[object, list[str]]:
+    if _FastLoader is not None:
+        fast = _FastLoader(text)
+        try:
+            return fast.get_single_data(), [f"{source}:{d}" for d in fast.duplicates]
+        except (yaml.YAMLError, RecursionError, ValueError):
+            pass  # diagnosed below
+        finally:
+            fast.dispose()
     loader: _StrictLoader | None = None
     try:
         loader = _StrictLoader(text)  # checks the characters up front

@@ -227,7 +227,8 @@ def _hostname_ok(host: str) -> bool:
 
 
 def parse_address(value: object) -> Address:
-    """An ``Address`` from ``host:port`` or ``[v6]:port``.
+    """An ``Address`` from ``host:port`` or ``[v6]:port`` (valid ones are remembered: an
+    xDS update re-validates thousands of endpoints that rarely change).
 
     The host is an IPv4 literal, a bracketed IPv6 literal (stored without brackets, in
     canonical form) or a DNS name (letters, digits, ``-``, ``_``, dot-separated labels).
@@ -235,6 +236,20 @@ def parse_address(value: object) -> Address:
     """
     if not isinstance(value, str):
         raise ValueError(f"expected an address such as 127.0.0.1:8080, got {describe(value)}")
+    found = _ADDRESSES.get(value)
+    if found is None:
+        found = _parse_address(value)
+        if len(_ADDRESSES) >= _ADDRESS_CACHE_SIZE:
+            _ADDRESSES.clear()
+        _ADDRESSES[value] = found
+    return found
+
+
+_ADDRESSES: dict[str, Address] = {}
+_ADDRESS_CACHE_SIZE = 100_000
+
+
+def _parse_address(value: str) -> Address:
     text = value
     if "/" in text:
         raise ValueError(f"{describe(value)} is not host:port (no scheme or path)")
