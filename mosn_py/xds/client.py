@@ -221,7 +221,8 @@ class XdsClient:
             t.accepted += 1
             t.last_update = time.time()
             log_event(log, logging.INFO, "xds ACK", type=R.SHORT_NAMES[t.type_url],
-                      version=t.version, resources=len(t.resources), **stats)
+                      version=t.version, resources=len(t.resources),
+                      **{k: v for k, v in stats.items() if v})
             self._send(t)
             self._resubscribe()
             self._check_synced()
