@@ -347,3 +347,29 @@ def test_changed_listener_drains_while_its_request_finishes(
     assert who(port) == "a"  # the new listener serves on the same address
     out, _ = slow.communicate(timeout=20)
     assert slow.returncode == 0 and out  # the old one finished its request
+
+
+def test_examples_as_shipped(proxy: Any, control_plane: Any) -> None:
+    """examples/xds/{resources,bootstrap}.yaml (addresses swapped for free ports), driven
+    as their comments say: the demo client, then an edit of the method match."""
+    resources = yaml.safe_load((REPO / "examples" / "xds" / "resources.yaml").read_text())
+    boot = yaml.safe_load((REPO / "examples" / "xds" / "bootstrap.yaml").read_text())
+    port, demo = free_port(), free_port()
+    resources["listeners"][0]["address"] = f"127.0.0.1:{port}"
+    resources["clusters"][0]["endpoints"] = [f"127.0.0.1:{demo}"]
+    cp = control_plane(resources)
+    boot["admin"]["address"] = "127.0.0.1:0"
+    boot["xds"]["address"] = f"127.0.0.1:{cp.port}"
+    boot["demo_upstreams"][0]["address"] = f"127.0.0.1:{demo}"
+    proxy(boot)
+
+    def call() -> str:
+        r = subprocess.run([sys.executable, "-m", "mosn_py.demo.client", f"127.0.0.1:{port}",
+                            "--name", "xds"], capture_output=True, text=True, cwd=REPO,
+                           timeout=30)
+        return r.stdout.strip()
+
+    assert call() == "status=0 result='hello xds' seq=0"
+    resources["routes"][0]["rules"][0]["match"]["method"] = "nope"
+    cp.write(resources)
+    wait_for(lambda: call() == "status=6 no route for this request", "the edited route")
