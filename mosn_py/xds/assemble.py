@@ -110,6 +110,11 @@ class Assembler:
                     continue
                 rname = str(route.get("name", ""))
                 if rname in seen_routes:
+                    first = out_r[seen_routes[rname]]
+                    if first is not route and first != route:
+                        owner = owners[f"routes[{seen_routes[rname]}]"]
+                        raise ConfigError(f"{what}: route config {rname!r} differs from the one"
+                                          f" of {owner} of the same name")
                     continue  # listeners sharing one RouteConfiguration
                 seen_routes[rname] = len(out_r)
                 owners[f"routes[{len(out_r)}]"] = what

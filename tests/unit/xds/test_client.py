@@ -51,12 +51,22 @@ def eds_cluster(name: str, lb: int = cluster_pb2.Cluster.ROUND_ROBIN) -> cluster
 def cla(name: str, *ports: int) -> endpoint_pb2.ClusterLoadAssignment:
     return endpoint_pb2.ClusterLoadAssignment(
         cluster_name=name,
-        endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[
-            endpoint_components_pb2.LbEndpoint(endpoint=endpoint_components_pb2.Endpoint(
-                address=address_pb2.Address(socket_address=address_pb2.SocketAddress(
-                    address="127.0.0.1", port_value=p))))
-            for p in ports
-        ])],
+        endpoints=[
+            endpoint_components_pb2.LocalityLbEndpoints(
+                lb_endpoints=[
+                    endpoint_components_pb2.LbEndpoint(
+                        endpoint=endpoint_components_pb2.Endpoint(
+                            address=address_pb2.Address(
+                                socket_address=address_pb2.SocketAddress(
+                                    address="127.0.0.1", port_value=p
+                                )
+                            )
+                        )
+                    )
+                    for p in ports
+                ]
+            )
+        ],
     )
 
 
@@ -65,25 +75,46 @@ def http_listener(name: str, port: int, route: str) -> listener_pb2.Listener:
         stat_prefix=name,
         codec_type=hcm_pb2.HttpConnectionManager.HTTP1,
         rds=hcm_pb2.Rds(config_source=ADS, route_config_name=route),
-        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router",
-                                         typed_config=packed(router_pb2.Router())[0])],
+        http_filters=[
+            hcm_pb2.HttpFilter(
+                name="envoy.filters.http.router", typed_config=packed(router_pb2.Router())[0]
+            )
+        ],
     )
     return listener_pb2.Listener(
         name=name,
-        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(
-            address="127.0.0.1", port_value=port)),
-        filter_chains=[listener_components_pb2.FilterChain(filters=[
-            listener_components_pb2.Filter(name="envoy.filters.network.http_connection_manager",
-                                           typed_config=packed(hcm)[0])])],
+        address=address_pb2.Address(
+            socket_address=address_pb2.SocketAddress(address="127.0.0.1", port_value=port)
+        ),
+        filter_chains=[
+            listener_components_pb2.FilterChain(
+                filters=[
+                    listener_components_pb2.Filter(
+                        name="envoy.filters.network.http_connection_manager",
+                        typed_config=packed(hcm)[0],
+                    )
+                ]
+            )
+        ],
     )
 
 
 def route_config(name: str, cluster: str) -> route_pb2.RouteConfiguration:
-    return route_pb2.RouteConfiguration(name=name, virtual_hosts=[
-        route_components_pb2.VirtualHost(name="all", domains=["*"], routes=[
-            route_components_pb2.Route(
-                match=route_components_pb2.RouteMatch(prefix="/"),
-                route=route_components_pb2.RouteAction(cluster=cluster))])])
+    return route_pb2.RouteConfiguration(
+        name=name,
+        virtual_hosts=[
+            route_components_pb2.VirtualHost(
+                name="all",
+                domains=["*"],
+                routes=[
+                    route_components_pb2.Route(
+                        match=route_components_pb2.RouteMatch(prefix="/"),
+                        route=route_components_pb2.RouteAction(cluster=cluster),
+                    )
+                ],
+            )
+        ],
+    )
 
 
 class FakeAds(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
@@ -123,8 +154,11 @@ class FakeAds(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[
         return self
 
     def send(self, type_url: str, version: str, nonce: str, *msgs: Any) -> None:
-        self.outbox.put_nowait(discovery_pb2.DiscoveryResponse(
-            type_url=type_url, version_info=version, nonce=nonce, resources=packed(*msgs)))
+        self.outbox.put_nowait(
+            discovery_pb2.DiscoveryResponse(
+                type_url=type_url, version_info=version, nonce=nonce, resources=packed(*msgs)
+            )
+        )
 
     def hang_up(self) -> None:
         self.outbox.put_nowait(None)
@@ -143,8 +177,9 @@ class FakeAds(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[
 class Harness:
     def __init__(self, ads: FakeAds) -> None:
         self.applied: list[Config] = []
-        xcfg = XdsConfig(Address("127.0.0.1", ads.port), "node-1", "demo",
-                         initial_backoff=0.05, max_backoff=0.2)
+        xcfg = XdsConfig(
+            Address("127.0.0.1", ads.port), "node-1", "demo", initial_backoff=0.05, max_backoff=0.2
+        )
         self.client = XdsClient(xcfg, Assembler({}), self.apply, asyncio.get_running_loop())
         self.task = asyncio.ensure_future(self.client.run())
 
@@ -182,7 +217,10 @@ async def handshake(ads: FakeAds) -> Harness:
     assert (ack.type_url, ack.version_info, ack.response_nonce) == (R.CLUSTER, "1", "n1")
     assert not ack.HasField("error_detail")
     assert (sub.type_url, list(sub.resource_names), sub.response_nonce) == (
-        R.ENDPOINT, ["backend"], "")
+        R.ENDPOINT,
+        ["backend"],
+        "",
+    )
     assert h.config.clusters == ()  # warming: no endpoints yet
     assert h.client.warming == ["cluster 'backend': waiting for ClusterLoadAssignment 'backend'"]
     ads.send(R.ENDPOINT, "1", "n2", cla("backend", 9001, 9002))
@@ -212,7 +250,11 @@ def test_handshake_acks_every_type_and_warms() -> None:
         h = await handshake(ads)
         view = h.client.view()
         assert {k: v["version"] for k, v in view["types"].items()} == {
-            "CDS": "1", "EDS": "1", "LDS": "1", "RDS": "1"}
+            "CDS": "1",
+            "EDS": "1",
+            "LDS": "1",
+            "RDS": "1",
+        }
         await ads.nothing()  # no request without a response to answer
         await h.close()
         await ads.stop()
@@ -253,15 +295,25 @@ def test_snapshot_errors_are_nacked_naming_the_resource() -> None:
         ads = await FakeAds().start()
         h = await handshake(ads)
         # two listeners on one address: each converts, the snapshot does not validate
-        ads.send(R.LISTENER, "2", "n5", http_listener("web", 18080, "r1"),
-                 http_listener("web2", 18080, "r1"))
+        ads.send(
+            R.LISTENER,
+            "2",
+            "n5",
+            http_listener("web", 18080, "r1"),
+            http_listener("web2", 18080, "r1"),
+        )
         nack = await ads.next()
         assert nack.HasField("error_detail") and nack.version_info == "1"
         assert "Listener 'web2'" in nack.error_detail.message
         assert [x.name for x in h.config.listeners] == ["web"]
         # duplicate names in one response (reference/xds.md §1.7)
-        ads.send(R.LISTENER, "3", "n6", http_listener("web", 18080, "r1"),
-                 http_listener("web", 18081, "r1"))
+        ads.send(
+            R.LISTENER,
+            "3",
+            "n6",
+            http_listener("web", 18080, "r1"),
+            http_listener("web", 18081, "r1"),
+        )
         nack = await ads.next()
         assert nack.HasField("error_detail") and "web" in nack.error_detail.message
         await h.close()
@@ -298,11 +350,12 @@ def test_stream_break_keeps_config_and_resubscribes_with_versions() -> None:
         reqs = [await ads.next() for _ in range(4)]
         assert ads.streams == 2
         assert reqs[0].node.id == "node-1"
-        got = {r.type_url: (r.version_info, r.response_nonce, list(r.resource_names))
-               for r in reqs}
+        got = {r.type_url: (r.version_info, r.response_nonce, list(r.resource_names)) for r in reqs}
         assert got == {
-            R.CLUSTER: ("1", "", []), R.LISTENER: ("1", "", []),
-            R.ENDPOINT: ("1", "", ["backend"]), R.ROUTE: ("1", "", ["r1"]),
+            R.CLUSTER: ("1", "", []),
+            R.LISTENER: ("1", "", []),
+            R.ENDPOINT: ("1", "", ["backend"]),
+            R.ROUTE: ("1", "", ["r1"]),
         }
         assert len(h.applied) == applied  # nothing re-applied, nothing lost
         assert [x.name for x in h.config.listeners] == ["web"]
