@@ -58,6 +58,7 @@ class TypeState:
     resources: dict[str, Any] = field(default_factory=dict)  # name -> decoded part
     last_nack: dict[str, Any] | None = None
     last_update: float | None = None  # wall time of the last applied response
+    last_apply_ms: float | None = None  # decode + validate + apply of that response
     accepted: int = 0
     rejected: int = 0
 
@@ -70,6 +71,7 @@ class TypeState:
             "accepted": self.accepted,
             "rejected": self.rejected,
             "last_update": self.last_update,
+            "last_apply_ms": self.last_apply_ms,
             "last_nack": self.last_nack,
         }
 
@@ -195,6 +197,7 @@ class XdsClient:
             self._send(fake, error=f"mosn-py does not subscribe to {resp.type_url}")
             return
         t.nonce = resp.nonce
+        started = time.perf_counter()
         async with self._lock:
             try:
                 decoded = decode(resp.type_url, resp.resources)
@@ -220,8 +223,9 @@ class XdsClient:
             t.version = resp.version_info
             t.accepted += 1
             t.last_update = time.time()
+            t.last_apply_ms = round((time.perf_counter() - started) * 1000, 1)
             log_event(log, logging.INFO, "xds ACK", type=R.SHORT_NAMES[t.type_url],
-                      version=t.version, resources=len(t.resources),
+                      version=t.version, resources=len(t.resources), took_ms=t.last_apply_ms,
                       **{k: v for k, v in stats.items() if v})
             self._send(t)
             self._resubscribe()
