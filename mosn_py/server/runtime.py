@@ -190,10 +190,14 @@ class Runtime:
                     sock = bind_socket(cfg, reuse_port=self._workers)
                     bound.append(sock)
                 plan.append((cfg, ctx, cur, donor))
-        except (ConfigError, OSError) as e:
+        except ConfigError:
             for sock in bound:
                 sock.close()
-            raise ConfigError(str(e)) from None
+            raise
+        except OSError as e:
+            for sock in bound:
+                sock.close()
+            raise ConfigError(e.strerror or str(e)) from None
         self.config = new
         self.clusters.drain_timeout = new.drain_timeout
         stats = dict(zip(("clusters_added", "clusters_updated", "clusters_removed"),
