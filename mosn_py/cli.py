@@ -196,7 +196,8 @@ def _run_workers(cfg: Config, args: argparse.Namespace) -> int:
     from mosn_py.server.listener import bind_socket
 
     try:
-        sockets = {lc.name: bind_socket(lc) for lc in cfg.listeners if not lc.api_listener}
+        sockets = {lc.name: bind_socket(lc) for lc in cfg.listeners
+                   if not lc.api_listener and lc.bind_to_port}
     except OSError as e:
         log_event(log, logging.ERROR, "cannot start", error=str(e))
         return 1

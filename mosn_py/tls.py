@@ -16,6 +16,7 @@ the config path), so a running proxy never meets a broken file.
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -148,6 +149,29 @@ def client_context(tls: ClusterTlsConfig, protocol: str) -> ssl.SSLContext:
 def server_hostname(tls: ClusterTlsConfig, host: str) -> str:
     """The name a cluster connection sends as SNI and checks the certificate against."""
     return tls.sni or host
+
+
+def client_cert_header(sslobj: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
+    """The ``x-forwarded-client-cert`` value for a verified client certificate (Envoy's
+    format: ``Hash=<sha256 hex of the DER>;URI=<URI SAN>``, or ``DNS=``/``Subject=`` when the
+    certificate has no URI SAN); None without one."""
+    if sslobj is None or not sslobj.getpeercert():
+        return None
+    der = sslobj.getpeercert(binary_form=True)
+    parts = [f"Hash={hashlib.sha256(der).hexdigest()}"] if der else []
+    cert: dict[str, Any] = sslobj.getpeercert() or {}
+    sans = cert.get("subjectAltName", ())
+    uris = [v for k, v in sans if k == "URI"]
+    dns = [v for k, v in sans if k == "DNS"]
+    if uris:
+        parts.append(f"URI={uris[0]}")
+    elif dns:
+        parts.append(f"DNS={dns[0]}")
+    else:
+        ident = peer_identity(sslobj)
+        if ident:
+            parts.append(f'Subject="CN={ident}"')
+    return ";".join(parts)
 
 
 def peer_identity(sslobj: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:

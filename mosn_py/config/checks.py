@@ -51,7 +51,18 @@ def _check_addresses(errs: _Errors, p: _Parsed) -> None:
     for path, demo in p.demos:
         user = f"demo upstream {demo.name!r} ({path})"
         users.append((_join(path, "address"), demo.address, user))
+    virtual: dict[tuple[str, int, str], str] = {}
     for path, ln in p.listeners:
+        if ln.api_listener:
+            continue
+        if not ln.bind_to_port:
+            # Virtual listeners share an address when sniffing tells them apart.
+            vkey = (ln.address.host.lower(), ln.address.port, ln.protocol)
+            if vkey in virtual and not errs.is_bad(_join(path, "address")):
+                errs.add(_join(path, "address"), f"address {ln.address} with protocol"
+                         f" {ln.protocol} is already used by {virtual[vkey]}")
+            virtual.setdefault(vkey, f"listener {ln.name!r} ({path})")
+            continue
         users.append((_join(path, "address"), ln.address, f"listener {ln.name!r} ({path})"))
     taken: dict[tuple[str, int], str] = {}
     for path, address, user in users:

@@ -109,6 +109,7 @@ _LISTENER_KEYS = (
     "name", "address", "protocol", "transparent", "tls", "filters", "route", "cluster",
     "idle_timeout", "max_frame_size", "access_log", "backlog", "max_header_size",
     "max_header_count", "max_body_size", "max_concurrent_streams", "password", "api_listener",
+    "use_original_dst", "bind_to_port", "sniff_timeout", "forward_client_cert",
 )
 _HTTP_LIMIT_KEYS = ("max_header_size", "max_header_count", "max_body_size",
                     "max_concurrent_streams")
@@ -406,7 +407,17 @@ def _listener(
             defaults.max_concurrent_streams,
         ),
         api_listener=_field(errs, d, path, "api_listener", parse_bool, False),
+        use_original_dst=_field(errs, d, path, "use_original_dst", parse_bool, False),
+        bind_to_port=_field(errs, d, path, "bind_to_port", parse_bool, True),
+        sniff_timeout=_field(
+            errs, d, path, "sniff_timeout", parse_positive_duration, defaults.sniff_timeout
+        ),
+        forward_client_cert=_field(
+            errs, d, path, "forward_client_cert", one_of(("sanitize", "sanitize_set")),
+            defaults.forward_client_cert,
+        ),
     )
+    _interception_checks(errs, path, d, listener)
     if not errs.is_bad(_join(path, "protocol")) and protocol not in HTTP_LISTENER_PROTOCOLS:
         for key in _HTTP_LIMIT_KEYS:
             if key in d:
@@ -429,6 +440,27 @@ def _listener(
                 "stream filters need an L7 protocol; a tcp listener relays raw bytes",
             )
     return listener
+
+
+def _interception_checks(
+    errs: _Errors, path: str, d: dict[str, Any], listener: ListenerConfig
+) -> None:
+    if listener.use_original_dst:
+        if listener.protocol != "tcp" and not errs.is_bad(_join(path, "protocol")):
+            errs.add(_join(path, "use_original_dst"),
+                     "needs protocol tcp: the listener it hands a connection to decodes it;"
+                     " its own cluster is the passthrough for the rest")
+        if not listener.bind_to_port:
+            errs.add(_join(path, "bind_to_port"), "a use_original_dst listener must bind")
+    elif "sniff_timeout" in d:
+        errs.add(_join(path, "sniff_timeout"), "applies to use_original_dst listeners only")
+    if not listener.bind_to_port:
+        for key in ("tls", "transparent", "backlog"):
+            if key in d:
+                errs.add(_join(path, key), "not allowed with bind_to_port: false (the"
+                         " use_original_dst listener that hands connections over has them)")
+    if "forward_client_cert" in d and listener.protocol not in HTTP_LISTENER_PROTOCOLS:
+        errs.add(_join(path, "forward_client_cert"), "applies to HTTP listeners only")
 
 
 def _api_listener_checks(errs: _Errors, path: str, d: dict[str, Any], protocol: str) -> None:

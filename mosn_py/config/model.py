@@ -125,6 +125,14 @@ class ListenerConfig:
     # HTTP listeners only: no socket; a Listener for proxyless gRPC clients (xds:///NAME),
     # served by the control plane as an Envoy api_listener and skipped by the proxy.
     api_listener: bool = False
+    # Sidecar interception (docs/sidecar.md). ``use_original_dst``: hand each connection to
+    # the listener configured for its original destination (``bind_to_port: false``
+    # listeners, by ip:port then by port, picked among several by protocol sniffing), or to
+    # this listener's own ``cluster`` (a passthrough) when none fits.
+    use_original_dst: bool = False
+    bind_to_port: bool = True  # false: a virtual listener, reached only by that hand-off
+    sniff_timeout: float = 0.1  # server-first protocols send nothing: tcp after this long
+    forward_client_cert: str = "sanitize"  # HTTP: x-forwarded-client-cert (sanitize | sanitize_set)
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,8 +169,10 @@ class Listener:
         self,
         ctx: ListenerContext,
         protocol_factory: Callable[[ListenerContext], asyncio.BaseProtocol],
-        sock: socket.socket,
+        sock: socket.socket | None,
     ) -> None:
+        """``sock`` None: a virtual listener (``bind_to_port: false``), reached only through
+        a ``use_original_dst`` listener's hand-off."""
         self.ctx = ctx
         self.config = ctx.config
         self._factory = protocol_factory
@@ -179,6 +181,7 @@ class Listener:
         self._sweeper: asyncio.TimerHandle | None = None
 
     def dup_socket(self) -> socket.socket:
+        assert self._sock is not None
         """A second descriptor of the listening socket, for the listener that replaces this
         one on the same address (the kernel's accept queue carries over: no refused
         connection while they change places)."""
@@ -188,6 +191,8 @@ class Listener:
 
     @property
     def address(self) -> tuple[str, int]:
+        if self._sock is None:
+            return self.config.address.host, self.config.address.port
         name = self._sock.getsockname()
         return name[0], name[1]
 
@@ -198,6 +203,10 @@ class Listener:
         )
         ctx = self.ctx
         factory = self._factory
+        if self._sock is None:
+            if cfg.idle_timeout:
+                self._schedule_sweep()
+            return
         self._server = await ctx.loop.create_server(
             lambda: factory(ctx), sock=self._sock, ssl=ssl_ctx, backlog=cfg.backlog
         )

@@ -18,6 +18,7 @@ from typing import Any
 from mosn_py.config.model import (
     CACHE_PROTOCOLS,
     HTTP_LISTENER_PROTOCOLS,
+    Address,
     Config,
     ListenerConfig,
 )
@@ -57,6 +58,7 @@ class Runtime:
         )
         self.listeners: list[Listener] = []
         self.retiring: set[Listener] = set()  # replaced or removed, draining
+        self._virtual: dict[tuple[str, int], list[ListenerContext]] = {}
         self._sockets = sockets or {}
         self._workers = sockets is not None  # forked workers: sockets inherited
         self._demo: list[Any] = []
@@ -130,10 +132,14 @@ class Runtime:
         served = [cfg for cfg in self.config.listeners if not cfg.api_listener]
         contexts = [self._make_context(cfg) for cfg in served]
         for cfg, ctx in zip(served, contexts, strict=True):
-            sock = self._sockets.get(cfg.name) or bind_socket(cfg)
+            sock = (
+                None if not cfg.bind_to_port
+                else self._sockets.get(cfg.name) or bind_socket(cfg)
+            )
             listener = Listener(ctx, self._factory(cfg), sock)
             await listener.start()
             self.listeners.append(listener)
+            self._index_virtual()
             host, port = listener.address
             log_event(
                 log, logging.INFO, "listener started",
@@ -185,18 +191,20 @@ class Runtime:
                     continue
                 ctx = self._make_context(cfg, new)
                 donor = by_addr.get(_addr_key(cfg))
+                if not cfg.bind_to_port:
+                    plan.append((cfg, ctx, cur, None))
+                    continue
                 if donor is None:
                     # workers each run their own xDS client and bind what it adds
-                    sock = bind_socket(cfg, reuse_port=self._workers)
-                    bound.append(sock)
+                    bound.append(bind_socket(cfg, reuse_port=self._workers))
                 plan.append((cfg, ctx, cur, donor))
         except ConfigError:
-            for sock in bound:
-                sock.close()
+            for b in bound:
+                b.close()
             raise
         except OSError as e:
-            for sock in bound:
-                sock.close()
+            for b in bound:
+                b.close()
             raise ConfigError(e.strerror or str(e)) from None
         self.config = new
         self.clusters.drain_timeout = new.drain_timeout
@@ -207,7 +215,11 @@ class Runtime:
         sockets = iter(bound)
         for cfg, obj, cur, donor in plan:
             if isinstance(obj, ListenerContext):
-                sock = donor.dup_socket() if donor is not None else next(sockets)
+                sock: socket.socket | None = (
+                    None if not cfg.bind_to_port
+                    else donor.dup_socket() if donor is not None
+                    else next(sockets)
+                )
                 listener = Listener(obj, self._factory(cfg), sock)
                 await listener.start()
                 keep.append(listener)
@@ -230,6 +242,7 @@ class Runtime:
             if id(lst) not in kept:
                 self._retire(lst)
         self.listeners = keep
+        self._index_virtual()
         names = {lst.config.name for lst in keep}
         stats.update(
             listeners_added=started - replaced,
@@ -255,8 +268,32 @@ class Runtime:
         lst.close_logs()
         self.retiring.discard(lst)
 
+    def _index_virtual(self) -> None:
+        index: dict[tuple[str, int], list[ListenerContext]] = {}
+        for lst in self.listeners:
+            cfg = lst.config
+            if not cfg.bind_to_port:
+                index.setdefault((cfg.address.host, cfg.address.port), []).append(lst.ctx)
+        self._virtual = index
+
+    def virtual_listeners(self, dst: Address) -> list[ListenerContext]:
+        """The ``bind_to_port: false`` listeners for an original destination: those at
+        exactly that ip:port, else those at the wildcard address with that port."""
+        found = self._virtual.get((dst.host, dst.port))
+        if found:
+            return found
+        wildcard = "::" if ":" in dst.host else "0.0.0.0"
+        return self._virtual.get((wildcard, dst.port)) or []
+
+    def protocol_factory(self, cfg: ListenerConfig) -> Any:
+        return self._factory(cfg)
+
     @staticmethod
     def _factory(cfg: ListenerConfig) -> Any:
+        if cfg.use_original_dst:
+            from mosn_py.server.dispatch import make_dispatch_protocol
+
+            return make_dispatch_protocol
         if cfg.protocol == "tcp":
             return make_tcp_protocol
         if cfg.protocol in CACHE_PROTOCOLS:

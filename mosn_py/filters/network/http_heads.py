@@ -6,6 +6,9 @@ Requests (``prepare_request``):
   ``trailer``, ``transfer-encoding`` and ``upgrade`` (kept for an upgrade tunnel, which the
   upstream must see);
 - ``x-forwarded-for``: the client's address is appended;
+- ``x-forwarded-client-cert``: dropped; set (``forward_client_cert: sanitize_set``) to the
+  verified client certificate of the connection: ``Hash=<sha256 of its DER>;URI=<URI SAN>``
+  (or ``DNS=``/``Subject=`` without one), as Envoy writes it;
 - ``x-forwarded-proto``: set to the scheme the client used (``http``/``https``), replacing
   whatever the client claimed;
 - ``x-request-id``: generated when absent (``request_id()``: formatted as a version-4 UUID),
@@ -41,7 +44,8 @@ HOP_BY_HOP = frozenset(
 _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto"})
 # Names prepare_request looks at in its single pass: dropped (hop-by-hop, x-forwarded-*) or
 # needed (x-request-id kept as is, expect reported, upgrade kept for a tunnel).
-_REQUEST_WATCH = HOP_BY_HOP | _FORWARDED | {"x-request-id", "expect"}
+XFCC = "x-forwarded-client-cert"
+_REQUEST_WATCH = HOP_BY_HOP | _FORWARDED | {"x-request-id", "expect", XFCC}
 
 # --- x-request-id ----------------------------------------------------------------------------
 #
@@ -164,10 +168,12 @@ def prepare_request(headers: HeaderList, *, client_ip: str, scheme: str) -> Head
 
 
 def prepare_request_expect(
-    headers: HeaderList, *, client_ip: str, scheme: str
+    headers: HeaderList, *, client_ip: str, scheme: str, client_cert: str | None = None
 ) -> tuple[HeaderList, str | None]:
     """``prepare_request``, and the first ``expect`` value the prepared head carries (None:
-    none), found in the same pass."""
+    none), found in the same pass. A client's ``x-forwarded-client-cert`` is always dropped
+    (only the proxy that verified a certificate may vouch for it); ``client_cert`` is the
+    value to send instead (``forward_client_cert: sanitize_set``)."""
     out: list[tuple[str, str]] = []
     conn: list[str] | None = None
     xff: list[str] | None = None
@@ -198,6 +204,8 @@ def prepare_request_expect(
                     expect = kv[1]
             elif k == "upgrade":
                 upgrade_field = True  # kept for now: an upgrade tunnel needs it
+            elif k == XFCC:
+                continue
             else:
                 if k == "te" and te is None:
                     te = kv[1]
@@ -232,6 +240,8 @@ def prepare_request_expect(
     elif client_ip:
         out.append(("x-forwarded-for", client_ip))
     out.append(("x-forwarded-proto", scheme))
+    if client_cert is not None:
+        out.append((XFCC, client_cert))
     if not has_rid:
         out.append(("x-request-id", request_id()))
     return HeaderList(out), expect

@@ -24,6 +24,7 @@ from mosn_py.router.http_routes import (
     apply_response_mutations,
     redirect_location,
 )
+from mosn_py.tls import client_cert_header
 
 if TYPE_CHECKING:
     from mosn_py.filters.network.l7_proxy import Stream
@@ -92,7 +93,13 @@ def route_http(stream: Stream) -> tuple[Any, str] | None:
         return None
     cluster = rule.pick_cluster()
     assert isinstance(headers, HeaderList)
-    h, expect = prepare_request_expect(headers, client_ip=stream.conn.peer_ip, scheme=scheme)
+    xfcc = None
+    if ctx.config.forward_client_cert == "sanitize_set":
+        t = stream.conn.transport
+        xfcc = client_cert_header(t.get_extra_info("ssl_object") if t is not None else None)
+    h, expect = prepare_request_expect(
+        headers, client_ip=stream.conn.peer_ip, scheme=scheme, client_cert=xfcc
+    )
     if expect is not None and expect.lower() == "100-continue":
         # Like Envoy: the proxy answers 100-continue itself and does not pass it on, so the
         # client starts its body at once whatever the upstream speaks (HTTP/2 has no 1xx
