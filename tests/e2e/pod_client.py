@@ -3,6 +3,8 @@ namespace as an unprivileged user (so iptables sends their connections to the si
 dial the server pod's IP as if no proxy existed and print one line per result.
 
     python pod_client.py grpc|bolt|memcache|banner HOST PORT
+    python pod_client.py http-latency HOST PORT N     (bench: N sequential keep-alive GETs;
+                                                       prints the latencies in ms as JSON)
 """
 
 from __future__ import annotations
@@ -63,7 +65,29 @@ def banner(host: str, port: int) -> None:
         print("banner", first, f.readline().decode().strip())
 
 
+def http_latency(host: str, port: int, n: int) -> None:
+    import http.client
+    import json
+    import time
+
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    out = []
+    for i in range(n + n // 10):  # the first tenth warms up and is not kept
+        t0 = time.perf_counter()
+        conn.request("GET", "/status/200")
+        r = conn.getresponse()
+        r.read()
+        if r.status != 200:
+            raise SystemExit(f"status {r.status}")
+        if i >= n // 10:
+            out.append((time.perf_counter() - t0) * 1000)
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
     kind, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if kind == "http-latency":
+        http_latency(host, port, int(sys.argv[4]))
+        raise SystemExit(0)
     {"grpc": grpc_call, "bolt": bolt_call, "memcache": memcache_call, "banner": banner}[kind](
         host, port)

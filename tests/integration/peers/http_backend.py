@@ -1,6 +1,6 @@
 """A real HTTP/1.1 origin server for the tests (the stdlib's http.server, threaded).
 
-    python http_backend.py PORT [NAME] [--tls CERT KEY [CLIENT_CA]]
+    python http_backend.py PORT [NAME] [--bind HOST] [--tls CERT KEY [CLIENT_CA]]
 
 With ``--tls`` it serves HTTPS (ALPN http/1.1); with CLIENT_CA it requires a client
 certificate signed by it, and ``/echo`` reports the client's identity as ``peer``.
@@ -125,7 +125,8 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     port = int(sys.argv[1])
     ThreadingHTTPServer.request_queue_size = 256  # the default 5 drops SYNs under a burst
-    srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    host = sys.argv[sys.argv.index("--bind") + 1] if "--bind" in sys.argv else "127.0.0.1"
+    srv = ThreadingHTTPServer((host, port), Handler)
     srv.daemon_threads = True
     if "--tls" in sys.argv:
         i = sys.argv.index("--tls")
