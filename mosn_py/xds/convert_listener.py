@@ -32,6 +32,7 @@ from mosn_py.xds.convert_common import (
     access_log,
     check_fields,
     data_source_text,
+    duration,
     join,
     optional_duration,
     refuse_if,
@@ -73,6 +74,7 @@ _LISTENER_HANDLED = (
     "bind_to_port",
     "api_listener",
     "tcp_backlog_size",
+    "listener_filters_timeout",
     "metadata",
 )
 # Harmless: statistics, buffer and accept tuning, drain style, worker balancing (mosn-py
@@ -81,7 +83,6 @@ _LISTENER_IGNORED = (
     "stat_prefix",
     "per_connection_buffer_limit_bytes",
     "drain_type",
-    "listener_filters_timeout",
     "continue_on_listener_filters_timeout",
     "traffic_direction",
     "tcp_fast_open_queue_length",
@@ -106,8 +107,7 @@ def listener_from_proto(msg: Any) -> ListenerPart:
     if not name:
         raise where.error("name must not be empty")
     check_fields(where, "", msg, _LISTENER_HANDLED, _LISTENER_IGNORED)
-    refuse_if(where, "", msg, ("freebind", "use_original_dst"), True)
-    refuse_if(where, "", msg, ("bind_to_port",), False)
+    refuse_if(where, "", msg, ("freebind",), True)
     options = _options(where, msg)
     if msg.HasField("api_listener"):
         return _api_listener(where, msg, options)
@@ -119,6 +119,17 @@ def listener_from_proto(msg: Any) -> ListenerPart:
     }
     if msg.HasField("transparent") and msg.transparent.value:
         listener["transparent"] = True
+    # Interception (docs/sidecar.md): the capture listener hands connections to the
+    # listeners that do not bind, by original destination; the listener filters' timeout
+    # bounds the sniffing.
+    if msg.HasField("use_original_dst") and msg.use_original_dst.value:
+        listener["use_original_dst"] = True
+        if msg.HasField("listener_filters_timeout"):
+            listener["sniff_timeout"] = duration(
+                where, "listener_filters_timeout", msg.listener_filters_timeout
+            )
+    if msg.HasField("bind_to_port") and not msg.bind_to_port.value:
+        listener["bind_to_port"] = False
     if msg.HasField("tcp_backlog_size"):
         listener["backlog"] = int(msg.tcp_backlog_size.value)
     _listener_filters(where, msg.listener_filters)

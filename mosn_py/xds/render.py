@@ -279,7 +279,15 @@ def _listener(ln: ListenerConfig, route: RouteConfig | None) -> listener_pb2.Lis
     msg.address.CopyFrom(_socket_address(ln.address))
     if ln.transparent:
         msg.transparent.value = True
-    msg.tcp_backlog_size.value = ln.backlog
+    if ln.use_original_dst:
+        msg.use_original_dst.value = True
+        msg.listener_filters_timeout.CopyFrom(duration(ln.sniff_timeout))
+        native |= {"use_original_dst", "sniff_timeout"}
+    if not ln.bind_to_port:
+        msg.bind_to_port.value = False
+        native.add("bind_to_port")
+    if ln.bind_to_port:
+        msg.tcp_backlog_size.value = ln.backlog
     chain = msg.filter_chains.add()
     chain.filters.append(lc_pb2.Filter(name=name, typed_config=_any(network)))
     if ln.tls is not None:

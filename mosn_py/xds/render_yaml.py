@@ -58,7 +58,7 @@ def listener_yaml(listener: ListenerConfig) -> dict[str, Any]:
     for key in (
         "transparent", "route", "cluster", "idle_timeout", "max_frame_size", "max_header_size",
         "max_header_count", "max_body_size", "max_concurrent_streams", "password", "backlog",
-        "api_listener",
+        "api_listener", "use_original_dst", "bind_to_port", "sniff_timeout", "forward_client_cert",
     ):  # fmt: skip
         value = getattr(listener, key)
         if value != getattr(_LISTENER_DEFAULTS, key):

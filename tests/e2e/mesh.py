@@ -97,85 +97,29 @@ class Pod:
                 p.kill()
 
 
+def example(name: str, replace: dict[str, str]) -> dict[str, Any]:
+    """examples/sidecar/NAME as shipped, with the strings in ``replace`` swapped."""
+    text = (REPO / "examples" / "sidecar" / name).read_text()
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return dict(yaml.safe_load(text))
+
+
 def sidecar_a(server_ip: str, pki: dict[str, Path]) -> dict[str, Any]:
-    tls = {"ca": str(pki["ca"]), "cert": str(pki["client_cert"]), "key": str(pki["client_key"])}
-
-    def to_b(name: str, port: int, protocol: str, **extra: Any) -> dict[str, Any]:
-        return {"name": name, "protocol": protocol, "endpoints": [f"{server_ip}:{port}"],
-                "tls": tls, **extra}
-
-    def virtual(name: str, port: int, protocol: str, route: str) -> dict[str, Any]:
-        return {"name": name, "address": f"0.0.0.0:{port}", "bind_to_port": False,
-                "protocol": protocol, "route": route}
-
-    def to(cluster: str) -> dict[str, Any]:
-        return {"name": cluster, "rules": [{"cluster": cluster, "timeout": "5s"}]}
-
-    return {
-        "admin": {"address": "127.0.0.1:15000"},
-        "log": {"level": "debug", "format": "text"},
-        "listeners": [
-            {"name": "outbound", "address": "0.0.0.0:15001", "protocol": "tcp",
-             "use_original_dst": True, "cluster": "passthrough"},
-            virtual("out_http_8080", 8080, "http1", "web"),
-            virtual("out_grpc_50051", 50051, "grpc", "grpc"),
-            virtual("out_redis_6379", 6379, "redis", "redis"),
-            virtual("out_bolt_12200", 12200, "bolt", "bolt"),
-            virtual("out_memcache_11211", 11211, "memcache", "memcache"),
-        ],
-        "routes": [
-            {"name": "web", "virtual_hosts": [{"name": "all", "domains": ["*"], "rules": [
-                {"match": {"prefix": "/"}, "cluster": "web", "timeout": "5s"}]}]},
-            {"name": "grpc", "virtual_hosts": [{"name": "all", "domains": ["*"], "rules": [
-                {"match": {"prefix": "/"}, "cluster": "grpc", "timeout": "5s"}]}]},
-            to("redis"), to("bolt"),
-            {"name": "memcache", "rules": [{"cluster": "redis", "timeout": "5s"}]},
-        ],
-        "clusters": [
-            {"name": "passthrough", "type": "original_dst", "tls": tls},
-            to_b("web", 8080, "http1"), to_b("grpc", 50051, "grpc"),
-            to_b("redis", 6379, "redis"), to_b("bolt", 12200, "bolt"),
-        ],
-    }
+    return example("client-pod.yaml", {
+        "10.0.0.2:": f"{server_ip}:",
+        "/etc/mosn-py/certs/ca.pem": str(pki["ca"]),
+        "/etc/mosn-py/certs/cert.pem": str(pki["client_cert"]),
+        "/etc/mosn-py/certs/key.pem": str(pki["client_key"]),
+    })
 
 
 def sidecar_b(pki: dict[str, Path]) -> dict[str, Any]:
-    def virtual(name: str, port: int, protocol: str, route: str, **kw: Any) -> dict[str, Any]:
-        return {"name": name, "address": f"0.0.0.0:{port}", "bind_to_port": False,
-                "protocol": protocol, "route": route, **kw}
-
-    def local(name: str, port: int, protocol: str) -> dict[str, Any]:
-        return {"name": name, "protocol": protocol, "endpoints": [f"127.0.0.1:{port}"]}
-
-    def to(cluster: str) -> dict[str, Any]:
-        return {"name": cluster, "rules": [{"cluster": cluster, "timeout": "5s"}]}
-
-    return {
-        "admin": {"address": "127.0.0.1:15000"},
-        "log": {"level": "debug", "format": "text"},
-        "listeners": [
-            {"name": "inbound", "address": "0.0.0.0:15006", "protocol": "tcp",
-             "use_original_dst": True, "cluster": "inbound_passthrough",
-             "tls": {"cert": str(pki["server_cert"]), "key": str(pki["server_key"]),
-                     "ca": str(pki["ca"]), "require_client_cert": True}},
-            virtual("in_http_8080", 8080, "http1", "web", forward_client_cert="sanitize_set"),
-            virtual("in_grpc_50051", 50051, "grpc", "grpc"),
-            virtual("in_redis_6379", 6379, "redis", "redis"),
-            virtual("in_bolt_12200", 12200, "bolt", "bolt"),
-        ],
-        "routes": [
-            {"name": "web", "virtual_hosts": [{"name": "all", "domains": ["*"], "rules": [
-                {"match": {"prefix": "/"}, "cluster": "web", "timeout": "5s"}]}]},
-            {"name": "grpc", "virtual_hosts": [{"name": "all", "domains": ["*"], "rules": [
-                {"match": {"prefix": "/"}, "cluster": "grpc", "timeout": "5s"}]}]},
-            to("redis"), to("bolt"),
-        ],
-        "clusters": [
-            {"name": "inbound_passthrough", "type": "original_dst"},
-            local("web", 8080, "http1"), local("grpc", 50051, "grpc"),
-            local("redis", 6379, "redis"), local("bolt", 12200, "bolt"),
-        ],
-    }
+    return example("server-pod.yaml", {
+        "/etc/mosn-py/certs/ca.pem": str(pki["ca"]),
+        "/etc/mosn-py/certs/cert.pem": str(pki["server_cert"]),
+        "/etc/mosn-py/certs/key.pem": str(pki["server_key"]),
+    })
 
 
 @contextlib.contextmanager

@@ -170,6 +170,22 @@ def rich_config(pki: Pki) -> dict[str, Any]:
                 "max_header_size": 10000,
             },
             {
+                "name": "outbound",
+                "address": "0.0.0.0:15011",
+                "protocol": "tcp",
+                "cluster": "passthrough",
+                "use_original_dst": True,
+                "sniff_timeout": "250ms",
+            },
+            {
+                "name": "out_http_9080",
+                "address": "0.0.0.0:9080",
+                "bind_to_port": False,
+                "protocol": "http1",
+                "route": "gw",
+                "forward_client_cert": "sanitize_set",
+            },
+            {
                 "name": "greeter.test",
                 "protocol": "grpc",
                 "api_listener": True,

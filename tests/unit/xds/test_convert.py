@@ -1324,8 +1324,8 @@ REFUSALS = [
     ),
     (
         resources.LISTENER,
-        _edit(_TCP_LDS, "useOriginalDst", True),
-        "Listener 't': use_original_dst true is not supported",
+        _edit(_TCP_LDS, "freebind", True),
+        "Listener 't': freebind true is not supported",
     ),
     (
         resources.ROUTE,

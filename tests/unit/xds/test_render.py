@@ -56,15 +56,20 @@ def rich(pki: Pki) -> Config:
 
 
 def _with_test_certificates(doc: dict[str, Any], pki: Pki) -> bool:
-    """Listener TLS files the repository does not ship (examples/gateway: made by hand, see
-    its header) -> test ones. Returns whether any was replaced."""
+    """TLS files the repository does not ship (examples/gateway and examples/sidecar: made
+    by hand, see their headers) -> test ones. Returns whether any was replaced."""
     replaced = False
-    for ln in doc.get("listeners") or []:
-        tls = ln.get("tls")
-        if isinstance(tls, dict) and not Path(tls.get("cert", "")).exists():
-            cert, key = pki.issue("example", dns=("gw.example",))
-            tls["cert"], tls["key"] = str(cert), str(key)
-            replaced = True
+    cert, key = pki.issue("example", dns=("gw.example",))
+    files = {"cert": str(cert), "key": str(key), "ca": str(pki.ca)}
+    tls_blocks = [ln.get("tls") for ln in doc.get("listeners") or []]
+    tls_blocks += [c.get("tls") for c in doc.get("clusters") or []]
+    for tls in tls_blocks:
+        if not isinstance(tls, dict):
+            continue
+        for k, v in files.items():
+            if k in tls and not Path(str(tls[k])).exists():
+                tls[k] = v
+                replaced = True
     return replaced
 
 
