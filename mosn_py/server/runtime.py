@@ -59,6 +59,7 @@ class Runtime:
         self.listeners: list[Listener] = []
         self.retiring: set[Listener] = set()  # replaced or removed, draining
         self._virtual: dict[tuple[str, int], list[ListenerContext]] = {}
+        self._retire_tasks: set[asyncio.Task[None]] = set()
         self._sockets = sockets or {}
         self._workers = sockets is not None  # forked workers: sockets inherited
         self._demo: list[Any] = []
@@ -257,7 +258,9 @@ class Runtime:
         lst.start_drain()
         self.retiring.add(lst)
         log_event(log, logging.INFO, "listener draining", listener=lst.config.name)
-        self.loop.create_task(self._finish_retired(lst))
+        task = self.loop.create_task(self._finish_retired(lst))
+        self._retire_tasks.add(task)
+        task.add_done_callback(self._retire_tasks.discard)
 
     async def _finish_retired(self, lst: Listener) -> None:
         deadline = self.loop.time() + self.config.drain_timeout
@@ -321,6 +324,8 @@ class Runtime:
 
     def close(self) -> None:
         """Abort everything still open (synchronous; see ``shutdown``)."""
+        for task in self._retire_tasks:
+            task.cancel()
         for lst in [*self.listeners, *self.retiring]:
             lst.stop_accepting()
             lst.close_all()
@@ -337,7 +342,7 @@ class Runtime:
         self.close()
         for _ in range(3):
             await asyncio.sleep(0)
-        for lst in self.listeners:
+        for lst in [*self.listeners, *self.retiring]:
             lst.close_logs()
 
 
