@@ -29,7 +29,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [ "${1:-}" = "--test" ]; then
     # System peers the tests talk to (real servers and clients on 127.0.0.1).
-    apt_install curl procps iproute2 openssl nghttp2-client redis-server redis-tools memcached
+    # iptables, iproute2 and util-linux (setpriv): the sidecar tests in network namespaces.
+    apt_install curl procps iproute2 openssl nghttp2-client redis-server redis-tools memcached \
+        iptables util-linux
     .venv/bin/python -m pip install -q -e '.[test]'
 else
     .venv/bin/python -m pip install -q .
