@@ -4,8 +4,9 @@ them to the listener configured for that (Envoy's ``use_original_dst`` + listene
 A ``use_original_dst`` listener (the sidecar's 15001 outbound or 15006 inbound port) serves
 every connection first with a ``Dispatcher``:
 
-1. the original destination: ``SO_ORIGINAL_DST`` (``IP6T_SO_ORIGINAL_DST`` on IPv6) after an
-   iptables REDIRECT, else the local address (TPROXY with ``transparent: true`` keeps it);
+1. the original destination (``tcp_proxy.original_destination``): ``SO_ORIGINAL_DST``
+   (``IP6T_SO_ORIGINAL_DST`` on IPv6) after an iptables REDIRECT, else the local address for
+   a TPROXY connection (accepted by a ``transparent: true`` listener);
 2. the candidates: the ``bind_to_port: false`` listeners at exactly that ip:port, else at
    ``0.0.0.0``/``[::]`` with that port;
 3. when the candidates all speak ``tcp`` the connection is handed over at once; otherwise
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,21 +43,6 @@ log = logging.getLogger("mosn_py.dispatch")
 
 SNIFF_LIMIT = 16 << 10  # bytes read at most before deciding (a TLS record fits)
 HTTP_PROTOCOLS = ("http1", "http2", "http", "grpc")
-
-
-def downstream_destination(sock: socket.socket, transparent: bool) -> Address | None:
-    """Where the client was connecting to: the pre-NAT destination of a REDIRECTed
-    connection, or (TPROXY, ``transparent``) the local address the kernel accepted on."""
-    dst = original_destination(sock)
-    if dst is not None:
-        return dst
-    if transparent:
-        try:
-            host, port = sock.getsockname()[:2]
-            return Address(str(host), int(port))
-        except OSError:
-            return None
-    return None
 
 
 class Dispatcher(asyncio.BufferedProtocol):
@@ -93,7 +78,7 @@ class Dispatcher(asyncio.BufferedProtocol):
         ctx = self.ctx
         ctx.stats.cx_total += 1
         sock = t.get_extra_info("socket")
-        dst = downstream_destination(sock, ctx.config.transparent) if sock is not None else None
+        dst = original_destination(sock) if sock is not None else None
         own = ctx.config.address
         if dst is None or (dst.port == own.port and dst.host in (own.host, "0.0.0.0", "::")):
             # Dialled directly: a passthrough would connect back to this very listener.

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mosn_py.listener")
 
 IP_TRANSPARENT = 19  # linux/in.h
+IPV6_TRANSPARENT = 75  # linux/in6.h
 
 
 class ListenerContext:
@@ -146,8 +147,10 @@ def bind_socket(config: ListenerConfig, *, reuse_port: bool = False) -> socket.s
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if config.transparent:
             try:
-                level = socket.SOL_IP if family == socket.AF_INET else socket.IPPROTO_IPV6
-                sock.setsockopt(level, IP_TRANSPARENT, 1)
+                if family == socket.AF_INET:
+                    sock.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
+                else:
+                    sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
             except OSError as e:
                 # Only TPROXY needs it; REDIRECT interception works without.
                 log_event(

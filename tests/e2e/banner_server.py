@@ -22,7 +22,9 @@ def serve(conn: socket.socket, peer: str) -> None:
 
 
 def main() -> None:
-    srv = socket.create_server((sys.argv[1], int(sys.argv[2])))
+    host = sys.argv[1]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    srv = socket.create_server((host, int(sys.argv[2])), family=family)
     print("READY", flush=True)
     while True:
         conn, addr = srv.accept()

@@ -122,13 +122,45 @@ def sidecar_b(pki: dict[str, Path]) -> dict[str, Any]:
     })
 
 
+def link(a: Pod, b: Pod, tag: str, *, ipv6: tuple[str, str] | None = None) -> None:
+    """Create both namespaces and a veth pair between them with the pods' addresses (/24),
+    and IPv6 ones (/64) if given."""
+    for pod in (a, b):
+        sh("ip", "netns", "add", pod.ns)
+        pod.run("ip", "link", "set", "lo", "up")
+    sh("ip", "link", "add", f"va{tag}", "netns", a.ns, "type", "veth", "peer", "name",
+       f"vb{tag}", "netns", b.ns)
+    for i, (pod, dev) in enumerate(((a, f"va{tag}"), (b, f"vb{tag}"))):
+        pod.run("ip", "addr", "add", f"{pod.ip}/24", "dev", dev)
+        if ipv6 is not None:
+            pod.run("ip", "-6", "addr", "add", f"{ipv6[i]}/64", "dev", dev, "nodad")
+        pod.run("ip", "link", "set", dev, "up")
+
+
+def start_sidecar(pod: Pod, cfg: dict[str, Any], tmp: Path) -> None:
+    """``mosn-py run`` with ``cfg`` inside ``pod``; returns once it is ready."""
+    path = tmp / f"{pod.ns}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    ready = tmp / f"{pod.ns}.ready"
+    pod.start(sys.executable, "-m", "mosn_py.cli", "run", "-c", str(path), "--ready-file",
+              str(ready), log=tmp / f"{pod.ns}.log")
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert time.monotonic() < deadline, (tmp / f"{pod.ns}.log").read_text()
+        time.sleep(0.05)
+
+
+def new_tag() -> str:
+    return f"{os.getpid() % 10000}{random.randint(100, 999)}"
+
+
 @contextlib.contextmanager
 def two_pods(
     tmp: Path, *, direct: bool = False, log_level: str = "debug"
 ) -> Iterator[dict[str, Any]]:
     os.chmod(tmp, 0o755)
     net = random.randint(10, 250)
-    tag = f"{os.getpid() % 10000}{random.randint(100, 999)}"
+    tag = new_tag()
     a, b = Pod(f"mosnpy-a{tag}", f"10.78.{net}.1"), Pod(f"mosnpy-b{tag}", f"10.78.{net}.2")
     pki = Pki(tmp / "pki", "mesh")
     client_cert, client_key = pki.issue("client", uris=(CLIENT_ID,))
@@ -139,14 +171,7 @@ def two_pods(
     for p in (tmp / "pki").iterdir():
         os.chmod(p, 0o644)
     try:
-        for pod in (a, b):
-            sh("ip", "netns", "add", pod.ns)
-            pod.run("ip", "link", "set", "lo", "up")
-        sh("ip", "link", "add", f"va{tag}", "netns", a.ns, "type", "veth", "peer", "name",
-           f"vb{tag}", "netns", b.ns)
-        for pod, dev in ((a, f"va{tag}"), (b, f"vb{tag}")):
-            pod.run("ip", "addr", "add", f"{pod.ip}/24", "dev", dev)
-            pod.run("ip", "link", "set", dev, "up")
+        link(a, b, tag)
         # Interception: A's applications' outbound TCP to B, B's inbound TCP.
         a.run("iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", f"{b.ip}/32",
               "-m", "owner", "!", "--uid-owner", "0", "-j", "REDIRECT", "--to-ports", "15001")
@@ -172,15 +197,7 @@ def two_pods(
                     "--appendonly", "no", "--protected-mode", "no")
         for pod, cfg in ((a, sidecar_a(b.ip, certs)), (b, sidecar_b(certs))):
             cfg["log"]["level"] = log_level
-            path = tmp / f"{pod.ns}.yaml"
-            path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-            ready = tmp / f"{pod.ns}.ready"
-            pod.start(py, "-m", "mosn_py.cli", "run", "-c", str(path), "--ready-file",
-                      str(ready), log=tmp / f"{pod.ns}.log")
-            deadline = time.monotonic() + 30
-            while not ready.exists():
-                assert time.monotonic() < deadline, (tmp / f"{pod.ns}.log").read_text()
-                time.sleep(0.05)
+            start_sidecar(pod, cfg, tmp)
         deadline = time.monotonic() + 15
         while b.run("redis-cli", "ping", check=False).stdout.strip() != "PONG":
             assert time.monotonic() < deadline, "redis-server did not start"

@@ -41,12 +41,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mosn_py.tcp_proxy")
 
+IP_TRANSPARENT = 19  # linux/in.h
+IPV6_TRANSPARENT = 75  # linux/in6.h
 SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h
 IP6T_SO_ORIGINAL_DST = 80  # linux/netfilter_ipv6/ip6_tables.h (same value, SOL_IPV6 level)
 
 
 def original_destination(sock: socket.socket) -> Address | None:
-    """The pre-NAT destination of an iptables-REDIRECTed connection, or None."""
+    """Where an intercepted connection was going, or None: the pre-NAT destination of an
+    iptables REDIRECT (``SO_ORIGINAL_DST``, ``IP6T_SO_ORIGINAL_DST``), else, for a
+    connection accepted by an ``IP_TRANSPARENT`` socket (TPROXY: nothing was rewritten),
+    the local address it was accepted on."""
     try:
         if sock.family == socket.AF_INET:
             raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
@@ -57,7 +62,17 @@ def original_destination(sock: socket.socket) -> Address | None:
             port, ip = struct.unpack_from("!2xH4x16s", raw)
             return Address(socket.inet_ntop(socket.AF_INET6, ip), port)
     except OSError:
-        return None
+        pass
+    try:
+        opt = (
+            (socket.SOL_IP, IP_TRANSPARENT) if sock.family == socket.AF_INET
+            else (socket.IPPROTO_IPV6, IPV6_TRANSPARENT)
+        )
+        if sock.getsockopt(*opt):
+            host, port = sock.getsockname()[:2]
+            return Address(str(host), int(port))
+    except OSError:
+        pass
     return None
 
 
