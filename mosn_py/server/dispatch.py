@@ -79,8 +79,7 @@ class Dispatcher(asyncio.BufferedProtocol):
         ctx.stats.cx_total += 1
         sock = t.get_extra_info("socket")
         dst = original_destination(sock) if sock is not None else None
-        own = ctx.config.address
-        if dst is None or (dst.port == own.port and dst.host in (own.host, "0.0.0.0", "::")):
+        if dst is None or _dialled_directly(sock, dst, ctx.config.address.port):
             # Dialled directly: a passthrough would connect back to this very listener.
             log_event(log, logging.DEBUG, "not an intercepted connection; closing",
                       listener=ctx.config.name, destination=str(dst))
@@ -185,6 +184,18 @@ class Dispatcher(asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _dialled_directly(sock: Any, dst: Address, port: int) -> bool:
+    """A connection made to the capture port itself (not redirected): its "original"
+    destination is the very address it was accepted on."""
+    if dst.port != port:
+        return False
+    try:
+        host, local_port = sock.getsockname()[:2]
+    except OSError:
+        return True
+    return bool(local_port == port and Address(str(host), int(local_port)) == dst)
 
 
 def _replay(proto: asyncio.BaseProtocol, data: bytes) -> None:
