@@ -135,6 +135,8 @@ def client_context(tls: ClusterTlsConfig, protocol: str) -> ssl.SSLContext:
     if tls.verify:
         if tls.ca:
             _load_ca(ctx, tls.ca)
+        if tls.subject_alt_names:
+            ctx.check_hostname = False  # the identity is checked instead (san_mismatch)
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -144,6 +146,20 @@ def client_context(tls: ClusterTlsConfig, protocol: str) -> ssl.SSLContext:
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     return ctx
+
+
+def san_mismatch(sslobj: ssl.SSLObject | ssl.SSLSocket | None,
+                 patterns: tuple[str, ...]) -> str | None:
+    """None when the verified peer certificate has a URI or DNS SAN matching one of
+    ``patterns`` (exact, or a prefix when the pattern ends with ``*``); else why not."""
+    cert: dict[str, Any] = (sslobj.getpeercert() if sslobj is not None else None) or {}
+    sans = [str(v) for k, v in cert.get("subjectAltName", ()) if k in ("URI", "DNS")]
+    for want in patterns:
+        for have in sans:
+            if have == want or (want.endswith("*") and have.startswith(want[:-1])):
+                return None
+    return (f"server certificate identities {sans or ['none']} match none of"
+            f" {list(patterns)}")
 
 
 def server_hostname(tls: ClusterTlsConfig, host: str) -> str:

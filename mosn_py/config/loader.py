@@ -200,7 +200,9 @@ def _xds(errs: _Errors, path: str, raw: object) -> XdsConfig | None:
 
 
 _TLS_KEYS = ("cert", "key", "certificates", "ca", "require_client_cert", "min_version")
-_CLUSTER_TLS_KEYS = ("sni", "ca", "cert", "key", "verify", "alpn", "min_version")
+_CLUSTER_TLS_KEYS = (
+    "sni", "ca", "cert", "key", "verify", "alpn", "min_version", "subject_alt_names",
+)
 
 
 def _server_name(value: object) -> str:
@@ -279,6 +281,15 @@ def _cluster_tls(errs: _Errors, path: str, raw: object, protocol: str) -> Cluste
     if d is None:
         return None
     alpn: tuple[str, ...] | None = None
+    sans: tuple[str, ...] = ()
+    if "subject_alt_names" in d:
+        items = _list(errs, _join(path, "subject_alt_names"), d["subject_alt_names"])
+        try:
+            sans = tuple(parse_name(x) for x in items)
+        except ValueError as exc:
+            errs.add(_join(path, "subject_alt_names"), str(exc))
+        if not sans and not errs.has_under(_join(path, "subject_alt_names")):
+            errs.add(_join(path, "subject_alt_names"), "must not be empty (leave it out)")
     if "alpn" in d:
         items = _list(errs, _join(path, "alpn"), d["alpn"])
         try:
@@ -293,7 +304,10 @@ def _cluster_tls(errs: _Errors, path: str, raw: object, protocol: str) -> Cluste
         verify=_field(errs, d, path, "verify", parse_bool, True),
         alpn=alpn,
         min_version=_field(errs, d, path, "min_version", _tls_version, "1.2"),
+        subject_alt_names=sans,
     )
+    if sans and not tls.verify:
+        errs.add(_join(path, "subject_alt_names"), "has no effect with verify: false")
     if ("cert" in d) != ("key" in d):
         missing = "key" if "cert" in d else "cert"
         errs.add(

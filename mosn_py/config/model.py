@@ -84,6 +84,9 @@ class ClusterTlsConfig:
     verify: bool = True
     alpn: tuple[str, ...] | None = None  # None: from the cluster protocol (h2 / http/1.1)
     min_version: str = "1.2"
+    # The identities the server may have (URI or DNS SANs; a trailing "*" matches a
+    # prefix), checked instead of the host name: a mesh peer is known by its SPIFFE id.
+    subject_alt_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

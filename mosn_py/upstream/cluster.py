@@ -124,6 +124,7 @@ class Cluster:
                 health=self,
                 tls_context=self.ssl,
                 sni=self.config.tls.sni if self.config.tls else None,
+                sans=self.config.tls.subject_alt_names if self.config.tls else (),
                 **extra,
             )
             if self.setup_pool is not None:

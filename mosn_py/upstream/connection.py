@@ -20,6 +20,7 @@ from mosn_py.codecs.base import CodecLimits, Role
 from mosn_py.errors import ResetReason
 from mosn_py.observability.log import log_event
 from mosn_py.server.connection import PAUSE_UPSTREAM, BaseConnection, WriteBatcher
+from mosn_py.tls import san_mismatch
 
 if TYPE_CHECKING:
     from mosn_py.upstream.host import Host
@@ -82,6 +83,17 @@ class PooledConnection(BaseConnection):
             self._connect_task = None
 
     def on_connected(self) -> None:
+        if self.pool.sans:
+            t = self.transport
+            why = san_mismatch(t.get_extra_info("ssl_object") if t else None, self.pool.sans)
+            if why is not None:
+                self.host.cx_connect_fail += 1
+                log_event(log, logging.WARNING, "upstream identity refused",
+                          cluster=self.pool.cluster_name, host=str(self.host.address),
+                          error=why)
+                self._fail_all(ResetReason.CONNECT_FAILURE)
+                self.abort()
+                return
         self._connecting = False
         self.host.cx_active += 1
         if self.pool.health is not None:
@@ -162,6 +174,7 @@ class PoolBase:
         "ssl",
         "sni",
         "setup",
+        "sans",
     )
 
     def __init__(
@@ -178,8 +191,10 @@ class PoolBase:
         health: Any = None,
         tls_context: ssl.SSLContext | None = None,
         sni: str | None = None,
+        sans: tuple[str, ...] = (),
     ) -> None:
         self.host = host
+        self.sans = sans  # identities the server certificate must show (san_mismatch)
         self.ssl = tls_context  # originate TLS with this context (the cluster's)
         self.sni = sni
         # Requests every new connection sends first (Redis AUTH / HELLO 3): (frame, callbacks)

@@ -36,6 +36,7 @@ _RAW_BUFFER = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
 
 _VERSIONS = {3: "1.2", 4: "1.3"}  # TlsParameters.TlsProtocol TLSv1_2, TLSv1_3
 _VERSION_NAMES = {0: "TLS_AUTO", 1: "TLSv1_0", 2: "TLSv1_1", 3: "TLSv1_2", 4: "TLSv1_3"}
+_SAN_URI = 3  # SubjectAltNameMatcher.SanType.URI
 _SAN_DNS = 2
 _ACCEPT_UNTRUSTED = 1
 
@@ -231,18 +232,21 @@ def _upstream_validation(where: Where, path: str, vc: Any, sni: str, tls: dict[s
         spath = join(path, "match_typed_subject_alt_names")
         m = sans[0]
         exact = m.matcher.WhichOneof("match_pattern") == "exact" and not m.matcher.ignore_case
-        if (
-            len(sans) > 1
-            or m.san_type != _SAN_DNS
-            or not exact
-            or m.oid
-            or str(m.matcher.exact) != sni
-        ):
-            raise where.unsupported(
-                spath,
-                "mosn-py checks the server certificate's DNS name against sni; the"
-                " only matcher taken is one DNS exact match equal to sni",
-            )
+        if not (len(sans) == 1 and m.san_type == _SAN_DNS and exact and not m.oid
+                and str(m.matcher.exact) == sni):
+            # identities checked instead of the host name (a mesh peer's SPIFFE id)
+            patterns: list[str] = []
+            for i, m in enumerate(sans):
+                kind = m.matcher.WhichOneof("match_pattern")
+                if (m.san_type not in (_SAN_DNS, _SAN_URI) or m.oid or m.matcher.ignore_case
+                        or kind not in ("exact", "prefix")):
+                    raise where.unsupported(
+                        f"{spath}[{i}]",
+                        "mosn-py matches URI or DNS names, exactly or by prefix, case-sensitive",
+                    )
+                value = str(getattr(m.matcher, kind))
+                patterns.append(value if kind == "exact" else value + "*")
+            tls["subject_alt_names"] = patterns
     if vc.HasField("trusted_ca"):
         tls["ca"] = data_source_text(
             where, join(path, "trusted_ca"), vc.trusted_ca, want="filename"

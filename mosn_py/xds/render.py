@@ -67,6 +67,7 @@ _TLS_VERSIONS = {"1.2": 3, "1.3": 4}  # TlsParameters.TlsProtocol
 _HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _REDIS_OPTIONS_KEY = "envoy.filters.network.redis_proxy"
 _HTTP2_CLUSTERS = ("http2", "grpc")
+_SAN_URI = 3  # SubjectAltNameMatcher.SanType.URI
 _SAN_DNS = 2
 
 
@@ -207,7 +208,14 @@ def _upstream_tls(tls: ClusterTlsConfig) -> tls_pb2.UpstreamTlsContext:
             vc.trusted_ca.filename = tls.ca
         else:
             vc.system_root_certs.SetInParent()
-        if tls.sni:
+        for want in tls.subject_alt_names:
+            kind = _SAN_URI if "://" in want else _SAN_DNS
+            san = vc.match_typed_subject_alt_names.add(san_type=kind)
+            if want.endswith("*"):
+                san.matcher.prefix = want[:-1]
+            else:
+                san.matcher.exact = want
+        if tls.sni and not tls.subject_alt_names:
             san = vc.match_typed_subject_alt_names.add(san_type=_SAN_DNS)
             san.matcher.exact = tls.sni
     if tls.alpn:

@@ -95,6 +95,8 @@ def cluster_tls_yaml(tls: ClusterTlsConfig) -> dict[str, Any]:
             out[key] = value
     if tls.alpn is not None:
         out["alpn"] = list(tls.alpn)
+    if tls.subject_alt_names:
+        out["subject_alt_names"] = list(tls.subject_alt_names)
     return out
 
 

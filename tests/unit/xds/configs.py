@@ -444,7 +444,9 @@ def rich_config(pki: Pki) -> dict[str, Any]:
                 "protocol": "bolt",
                 "endpoints": [{"address": "127.0.0.1:12201", "weight": 2}],
                 "idle_timeout": "1m",
-                "tls": {"sni": "bolt.test", "ca": ca, "alpn": []},
+                "tls": {"sni": "bolt.test", "ca": ca, "alpn": [],
+                        "subject_alt_names": ["spiffe://cluster.local/ns/a/sa/bolt",
+                                              "spiffe://cluster.local/ns/b/*", "bolt.test"]},
             },
             {
                 "name": "shards",

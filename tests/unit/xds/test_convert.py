@@ -1167,7 +1167,8 @@ REFUSALS = [
                         "validationContext": {
                             "trustedCa": {"filename": "ca.pem"},
                             "matchTypedSubjectAltNames": [
-                                {"sanType": "URI", "matcher": {"exact": "spiffe://x"}}
+                                {"sanType": "URI", "matcher": {"exact": "spiffe://x"}},
+                                {"sanType": "IP_ADDRESS", "matcher": {"exact": "10.0.0.1"}},
                             ],
                         }
                     },
@@ -1175,9 +1176,8 @@ REFUSALS = [
             },
         ),
         "Cluster 'example_proxy_cluster': transport_socket.typed_config.common_tls_context"
-        ".validation_context.match_typed_subject_alt_names is not supported (mosn-py checks the"
-        " server certificate's DNS name against sni; the only matcher taken is one DNS exact"
-        " match equal to sni)",
+        ".validation_context.match_typed_subject_alt_names[1] is not supported (mosn-py"
+        " matches URI or DNS names, exactly or by prefix, case-sensitive)",
     ),
     (
         resources.LISTENER,
