@@ -3,6 +3,8 @@
     mosn-py run [-c CONFIG.yaml] [--loop uvloop|asyncio] [--ready-file PATH]
     mosn-py validate -c CONFIG.yaml
     mosn-py control-plane -c RESOURCES.yaml [--listen 127.0.0.1:18000]
+    mosn-py iptables apply|clean [...]     (docs/sidecar.md)
+    mosn-py certs ca|workload [...]        (docs/sidecar.md)
     mosn-py --version
 
 ``run`` without ``-c`` serves the bundled default config (a working demo). On SIGTERM or
@@ -277,6 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     from mosn_py.xds import cp_cli
 
     cp_cli.add_arguments(cp)
+    from mosn_py.sidecar import certs_cli, iptables_cli
+
+    ipt = sub.add_parser(
+        "iptables", help="install or remove the sidecar's transparent-interception rules"
+    )
+    iptables_cli.add_arguments(ipt)
+    ipt.set_defaults(func=iptables_cli.run)
+    certs = sub.add_parser("certs", help="make a demo CA and SPIFFE workload certificates")
+    certs_cli.add_arguments(certs)
+    certs.set_defaults(func=certs_cli.run)
     return p
 
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import ssl
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mosn_py.config.model import ClusterTlsConfig, TlsCertificate, TlsConfig
+if TYPE_CHECKING:  # annotations only: the config loader imports this module
+    from mosn_py.config.model import ClusterTlsConfig, TlsCertificate, TlsConfig
 
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 

@@ -21,6 +21,7 @@ as in Envoy.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
@@ -116,7 +117,7 @@ _HTTP_LIMIT_KEYS = ("max_header_size", "max_header_count", "max_body_size",
 _CLUSTER_KEYS = (
     "name", "protocol", "type", "endpoints", "lb", "connect_timeout", "connections_per_host",
     "max_requests", "max_frame_size", "idle_timeout", "outlier_detection", "tls", "password",
-    "hash_tag", "dns_refresh_rate",
+    "hash_tag", "dns_refresh_rate", "source_address",
 )
 # fmt: on
 _ROUTE_KEYS = ("name", "rules", "virtual_hosts")
@@ -664,7 +665,17 @@ def _cluster(
         password=get("password", parse_name, None),
         hash_tag=get("hash_tag", _hash_tag, None),
         dns_refresh_rate=get("dns_refresh_rate", parse_positive_duration, 5.0),
+        source_address=get("source_address", _ip_literal, None),
     )
+
+
+def _ip_literal(value: object) -> str:
+    text = parse_name(value)
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"expected an IP address such as 127.0.0.6, got {describe(value)}")\
+            from None
 
 
 def _outlier(errs: _Errors, path: str, raw: object) -> OutlierDetection:

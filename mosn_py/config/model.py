@@ -337,6 +337,9 @@ class ClusterConfig:
     password: str | None = None  # redis: AUTH sent on every new upstream connection
     hash_tag: str | None = None  # redis/memcache: two characters, e.g. "{}"
     dns_refresh_rate: float = 5.0  # strict_dns: how often the endpoints' names are resolved
+    # bind upstream connections to this local IP (Envoy's upstream_bind_config); a sidecar's
+    # inbound passthrough uses 127.0.0.6, which its iptables rules let through
+    source_address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

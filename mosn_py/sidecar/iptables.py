@@ -264,6 +264,8 @@ def _returned_inbound_ports(opts: Options) -> list[int]:
 
 
 def nat_table(opts: Options, family: int) -> Table:
+    """Outbound capture (both modes) and REDIRECT inbound capture. Rule order matters:
+    the first RETURN or jump that matches decides."""
     lo = LOOPBACK[family]
     rules = [
         f"-A {IN_REDIRECT} -p tcp -j REDIRECT --to-ports {opts.inbound_port}",

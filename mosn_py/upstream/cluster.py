@@ -125,6 +125,7 @@ class Cluster:
                 tls_context=self.ssl,
                 sni=self.config.tls.sni if self.config.tls else None,
                 sans=self.config.tls.subject_alt_names if self.config.tls else (),
+                source_address=self.config.source_address,
                 **extra,
             )
             if self.setup_pool is not None:
@@ -219,12 +220,17 @@ class Cluster:
             await asyncio.sleep(cfg.dns_refresh_rate)
 
     # --- passive health ----------------------------------------------------------------------
-    def tls_args(self, host: str) -> dict[str, Any]:
-        """``create_connection`` keyword arguments for a connection to ``host`` (tcp_proxy)."""
+    def connect_args(self, host: str) -> dict[str, Any]:
+        """``create_connection`` keyword arguments for a connection to ``host`` (tcp_proxy):
+        TLS, and the local address to bind."""
+        out: dict[str, Any] = {}
+        if self.config.source_address:
+            out["local_addr"] = (self.config.source_address, 0)
         tls = self.config.tls
-        if self.ssl is None or tls is None:
-            return {}
-        return {"ssl": self.ssl, "server_hostname": tls.sni or host}
+        if self.ssl is not None and tls is not None:
+            out["ssl"] = self.ssl
+            out["server_hostname"] = tls.sni or host
+        return out
 
     def report_connect_success(self, host: Host) -> None:
         host.consecutive_connect_failures = 0

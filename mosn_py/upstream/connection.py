@@ -63,7 +63,7 @@ class PooledConnection(BaseConnection):
         try:
             await asyncio.wait_for(
                 self.pool.loop.create_connection(
-                    lambda: self, addr.host, addr.port, **self.pool.tls_args(addr.host)
+                    lambda: self, addr.host, addr.port, **self.pool.connect_args(addr.host)
                 ),
                 self.pool.connect_timeout,
             )
@@ -175,6 +175,7 @@ class PoolBase:
         "sni",
         "setup",
         "sans",
+        "source_address",
     )
 
     def __init__(
@@ -192,7 +193,9 @@ class PoolBase:
         tls_context: ssl.SSLContext | None = None,
         sni: str | None = None,
         sans: tuple[str, ...] = (),
+        source_address: str | None = None,
     ) -> None:
+        self.source_address = source_address
         self.host = host
         self.sans = sans  # identities the server certificate must show (san_mismatch)
         self.ssl = tls_context  # originate TLS with this context (the cluster's)
@@ -210,11 +213,15 @@ class PoolBase:
         self.conns: list[Any] = []
         self.closed = False
 
-    def tls_args(self, host: str) -> dict[str, Any]:
-        """Keyword arguments for ``create_connection``: none for plain TCP."""
-        if self.ssl is None:
-            return {}
-        return {"ssl": self.ssl, "server_hostname": self.sni or host}
+    def connect_args(self, host: str) -> dict[str, Any]:
+        """Keyword arguments for ``create_connection``: TLS, the local address to bind."""
+        out: dict[str, Any] = {}
+        if self.source_address:
+            out["local_addr"] = (self.source_address, 0)
+        if self.ssl is not None:
+            out["ssl"] = self.ssl
+            out["server_hostname"] = self.sni or host
+        return out
 
     def _open(self, cls: type[PooledConnection]) -> Any:
         c: Any = cls(self)

@@ -81,6 +81,7 @@ _CLUSTER_HANDLED = (
     "respect_dns_ttl",
     "close_connections_on_host_health_failure",
     "connection_pool_per_downstream_connection",
+    "upstream_bind_config",
 )
 # Harmless: statistics, buffer sizes, warming and cleanup timing, DNS retry pacing.
 _CLUSTER_IGNORED = (
@@ -147,6 +148,16 @@ def cluster_from_proto(msg: Any) -> ClusterPart:
         out["lb"] = lb
     if msg.HasField("connect_timeout"):
         out["connect_timeout"] = duration(where, "connect_timeout", msg.connect_timeout)
+    if msg.HasField("upstream_bind_config"):
+        bind = msg.upstream_bind_config
+        check_fields(where, "upstream_bind_config", bind, ("source_address",))
+        src = bind.source_address
+        check_fields(where, "upstream_bind_config.source_address", src,
+                     ("address", "port_value"))
+        if src.port_value:
+            raise where.unsupported("upstream_bind_config.source_address.port_value",
+                                    "mosn-py binds the address with any port")
+        out["source_address"] = str(src.address)
     if msg.HasField("circuit_breakers"):
         _circuit_breakers(where, "circuit_breakers", msg.circuit_breakers, out)
     if msg.HasField("outlier_detection"):

@@ -106,8 +106,11 @@ def _cluster(c: ClusterConfig) -> tuple[cluster_pb2.Cluster, Any]:
     """The Cluster, and for a static cluster the ClusterLoadAssignment EDS serves."""
     msg = cluster_pb2.Cluster(name=c.name)
     msg.connect_timeout.CopyFrom(duration(c.connect_timeout))
+    if c.source_address:
+        msg.upstream_bind_config.source_address.address = c.source_address
+    native_bind = {"source_address"} if c.source_address else set()
     native = {"name", "type", "endpoints", "connect_timeout", "max_requests",
-              "outlier_detection"}  # fmt: skip
+              "outlier_detection"} | native_bind  # fmt: skip
     cla = None
     if c.type == "original_dst":
         msg.type = cluster_pb2.Cluster.ORIGINAL_DST

@@ -110,6 +110,7 @@ def cluster_yaml(cluster: ClusterConfig) -> dict[str, Any]:
     for key in (
         "type", "lb", "connect_timeout", "connections_per_host", "max_requests",
         "max_frame_size", "idle_timeout", "password", "hash_tag", "dns_refresh_rate",
+        "source_address",
     ):  # fmt: skip
         value = getattr(cluster, key)
         if value != getattr(_CLUSTER_DEFAULTS, key):

@@ -22,8 +22,6 @@ from typing import Any
 
 import yaml
 
-from tests.pki import Pki
-
 REPO = Path(__file__).resolve().parents[2]
 PEERS = REPO / "tests" / "integration" / "peers"
 HERE = Path(__file__).resolve().parent
@@ -122,6 +120,20 @@ def sidecar_b(pki: dict[str, Path]) -> dict[str, Any]:
     })
 
 
+def make_certs(root: Path, mosn: list[str]) -> dict[str, Path]:
+    """A mesh CA and the two workloads' certificates, made with ``mosn-py certs``."""
+    sh(*mosn, "certs", "ca", "--out", str(root / "ca"))
+    for name in ("client", "server"):
+        sh(*mosn, "certs", "workload", "--ca", str(root / "ca"), "--out", str(root / name),
+           "--name", name)
+    for p in root.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    os.chmod(root, 0o755)
+    return {"ca": root / "client" / "ca.pem",
+            "client_cert": root / "client" / "cert.pem", "client_key": root / "client" / "key.pem",
+            "server_cert": root / "server" / "cert.pem", "server_key": root / "server" / "key.pem"}
+
+
 def link(a: Pod, b: Pod, tag: str, *, ipv6: tuple[str, str] | None = None) -> None:
     """Create both namespaces and a veth pair between them with the pods' addresses (/24),
     and IPv6 ones (/64) if given."""
@@ -162,23 +174,15 @@ def two_pods(
     net = random.randint(10, 250)
     tag = new_tag()
     a, b = Pod(f"mosnpy-a{tag}", f"10.78.{net}.1"), Pod(f"mosnpy-b{tag}", f"10.78.{net}.2")
-    pki = Pki(tmp / "pki", "mesh")
-    client_cert, client_key = pki.issue("client", uris=(CLIENT_ID,))
-    server_cert, server_key = pki.issue("server", uris=(SERVER_ID,))  # no IP, no DNS name
-    certs = {"ca": pki.ca, "client_cert": client_cert, "client_key": client_key,
-             "server_cert": server_cert, "server_key": server_key}
-    for p in (tmp / "pki").iterdir():
-        os.chmod(p, 0o644)
+    mosn = [sys.executable, "-m", "mosn_py.cli"]
+    certs = make_certs(tmp / "certs", mosn)
     try:
         link(a, b, tag)
-        # Interception: A's applications' outbound TCP to B, B's inbound TCP.
-        a.run("iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", f"{b.ip}/32",
-              "-m", "owner", "!", "--uid-owner", "0", "-j", "REDIRECT", "--to-ports", "15001")
-        for port in (DIRECT_HTTP, DIRECT_REDIS):
-            b.run("iptables", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", str(port),
-                  "-j", "RETURN")
-        b.run("iptables", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "-d", f"{b.ip}/32",
-              "-j", "REDIRECT", "--to-ports", "15006")
+        # Interception, installed the way a pod's init container does. The sidecars run as
+        # root here, so uid 0 is the proxy's; the applications run as uid 65534.
+        a.run(*mosn, "iptables", "apply", "--proxy-uid", "0")
+        b.run(*mosn, "iptables", "apply", "--proxy-uid", "0",
+              "--exclude-inbound-ports", f"{DIRECT_HTTP},{DIRECT_REDIS}")
         # B's applications, on loopback (and the server-first one on every address)
         py = sys.executable
         env = {"PYTHONPATH": str(REPO)}
@@ -201,7 +205,7 @@ def two_pods(
         while b.run("redis-cli", "ping", check=False).stdout.strip() != "PONG":
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.1)
-        yield {"a": a, "b": b, "tmp": tmp, "pki": pki}
+        yield {"a": a, "b": b, "tmp": tmp}
     finally:
         for pod in (a, b):
             pod.stop()

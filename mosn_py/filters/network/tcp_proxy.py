@@ -214,7 +214,7 @@ class TcpProxySession:
             try:
                 await asyncio.wait_for(
                     loop.create_connection(
-                        factory, addr.host, addr.port, **cluster.tls_args(addr.host)
+                        factory, addr.host, addr.port, **cluster.connect_args(addr.host)
                     ),
                     cluster.config.connect_timeout,
                 )

@@ -315,7 +315,7 @@ SINGLE_ERRORS = [
         (
             "clusters[0].zzz: unknown key; expected name, protocol, type, endpoints, lb, "
             "connect_timeout, connections_per_host, max_requests, max_frame_size, idle_timeout, "
-            "outlier_detection, tls, password, hash_tag, dns_refresh_rate"
+            "outlier_detection, tls, password, hash_tag, dns_refresh_rate, source_address"
         ),
     ),
     (

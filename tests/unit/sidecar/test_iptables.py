@@ -3,11 +3,14 @@ handling of ``mosn_py.sidecar.iptables_cli``. tests/e2e/test_iptables_netns.py r
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 from ipaddress import ip_network
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mosn_py.sidecar import iptables as ipt
 from mosn_py.sidecar import iptables_cli
@@ -89,6 +92,7 @@ def test_no_inbound_capture_and_no_outbound_cidrs() -> None:
     assert not any(r.endswith("-j MOSN_PY_REDIRECT") for r in nat.rules)
 
 
+# (a backslash at the end of a line continues it: every rule is one line)
 TPROXY_V6 = """\
 *nat
 :MOSN_PY_IN_REDIRECT - [0:0]
@@ -407,3 +411,17 @@ def test_cli_reports_a_failed_command(
     monkeypatch.setattr(subprocess, "run", missing)
     assert iptables_cli.main(["clean"]) == 1
     assert "iptables-save: not found (Debian: apt-get install iptables" in capsys.readouterr().err
+
+
+def test_the_kubernetes_examples_init_containers_take_valid_options() -> None:
+    path = Path(__file__).resolve().parents[3] / "examples" / "kubernetes" / "app.yaml"
+    inits = [c for doc in yaml.safe_load_all(path.read_text()) if doc["kind"] == "Deployment"
+             for c in doc["spec"]["template"]["spec"]["initContainers"]]
+    assert len(inits) == 2
+    for c in inits:
+        assert c["args"][:3] == ["mosn-py", "iptables", "apply"]
+        assert set(c["securityContext"]["capabilities"]["add"]) == {"NET_ADMIN", "NET_RAW"}
+        parser = argparse.ArgumentParser()
+        iptables_cli.add_arguments(parser)
+        opts = iptables_cli._options(parser.parse_args(c["args"][2:]))
+        assert opts.proxy_uids == (1337,)

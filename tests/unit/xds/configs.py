@@ -475,6 +475,7 @@ def rich_config(pki: Pki) -> dict[str, Any]:
                 "type": "original_dst",
                 "lb": "random",
                 "connect_timeout": "2s",
+                "source_address": "127.0.0.6",
             },
         ],
     }
