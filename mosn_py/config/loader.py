@@ -13,7 +13,8 @@ column); (2) check each section's shape and values, building model objects with 
 standing in for bad values; (3) cross-check names, addresses and protocols. Pass 3 skips
 any check whose inputs were already reported bad in pass 2, so one mistake gives one line,
 not a cascade. HTTP route configs (``routes[i].virtual_hosts``) are parsed in
-``config/http_schema.py``.
+``config/http_schema.py``, ``tls`` sections in ``config/tls_schema.py``; the YAML itself is
+read by ``config/yaml_read.py``.
 
 Relative file names (TLS certificates and keys) are relative to the working directory,
 as in Envoy.
@@ -26,8 +27,6 @@ import os
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
-import yaml
-
 from mosn_py.config.checks import _cross_check, check_protocol_compatibility
 from mosn_py.config.http_schema import parse_virtual_hosts
 from mosn_py.config.model import (
@@ -39,12 +38,10 @@ from mosn_py.config.model import (
     LISTENER_PROTOCOLS,
     LOG_FORMATS,
     LOG_LEVELS,
-    TLS_VERSIONS,
     AccessLogConfig,
     Address,
     AdminConfig,
     ClusterConfig,
-    ClusterTlsConfig,
     Config,
     DemoUpstream,
     Endpoint,
@@ -56,8 +53,6 @@ from mosn_py.config.model import (
     RouteConfig,
     RouteMatch,
     RouteRule,
-    TlsCertificate,
-    TlsConfig,
     VirtualHost,
     XdsConfig,
 )
@@ -72,6 +67,7 @@ from mosn_py.config.shape import (
     _retry,
     translate_options,
 )
+from mosn_py.config.tls_schema import _cluster_tls, _tls
 from mosn_py.config.values import (
     describe,
     int_at_least,
@@ -84,15 +80,15 @@ from mosn_py.config.values import (
     parse_optional_duration,
     parse_positive_duration,
     parse_positive_size,
-    parse_readable_file,
     parse_size,
     parse_string,
     parse_workers,
     size_between,
     suggest,
 )
+from mosn_py.config.yaml_read import _read_yaml
 from mosn_py.errors import ConfigError
-from mosn_py.tls import ALPN_BY_PROTOCOL, TlsSetupError, client_context, server_context
+from mosn_py.tls import ALPN_BY_PROTOCOL
 
 __all__ = ["DEMO_PROTOCOLS", "check_protocol_compatibility", "load_config", "parse_config"]
 
@@ -198,132 +194,6 @@ def _xds(errs: _Errors, path: str, raw: object) -> XdsConfig | None:
     if out.max_backoff < out.initial_backoff and not errs.has_under(path):
         errs.add(_join(path, "max_backoff"), f"must be >= initial_backoff ({out.initial_backoff}s)")
     return out
-
-
-_TLS_KEYS = ("cert", "key", "certificates", "ca", "require_client_cert", "min_version")
-_CLUSTER_TLS_KEYS = (
-    "sni", "ca", "cert", "key", "verify", "alpn", "min_version", "subject_alt_names",
-)
-
-
-def _server_name(value: object) -> str:
-    name = parse_name(value).lower()
-    body = name[2:] if name.startswith("*.") else name
-    if not body or "*" in body or any(c.isspace() or c == "/" for c in body):
-        raise ValueError(f"expected a host name or *.suffix, got {describe(value)}")
-    return name
-
-
-def _certificate(errs: _Errors, path: str, raw: object) -> TlsCertificate | None:
-    d = _mapping(errs, path, raw, ("cert", "key", "server_names"), ("cert", "key"))
-    if d is None:
-        return None
-    names: list[str] = []
-    for i, item in enumerate(_list(errs, _join(path, "server_names"), d.get("server_names"))):
-        try:
-            names.append(_server_name(item))
-        except ValueError as exc:
-            errs.add(f"{_join(path, 'server_names')}[{i}]", str(exc))
-    return TlsCertificate(
-        cert=_field(errs, d, path, "cert", parse_readable_file, ""),
-        key=_field(errs, d, path, "key", parse_readable_file, ""),
-        server_names=tuple(names),
-    )
-
-
-def _tls(errs: _Errors, path: str, raw: object, alpn: list[str] | None) -> TlsConfig | None:
-    d = _mapping(errs, path, raw, _TLS_KEYS)
-    if d is None:
-        return None
-    certs: list[TlsCertificate] = []
-    if "cert" in d or "key" in d:
-        one = _certificate(errs, path, {k: d[k] for k in ("cert", "key") if k in d})
-        if one is not None:
-            certs.append(one)
-    cpath = _join(path, "certificates")
-    for i, item in enumerate(_list(errs, cpath, d.get("certificates"))):
-        cert = _certificate(errs, f"{cpath}[{i}]", item)
-        if cert is not None:
-            certs.append(cert)
-    if not certs and not errs.has_under(path):
-        errs.add(path, "needs a certificate: cert and key, or a certificates list")
-        return None
-    tls = TlsConfig(
-        certificates=tuple(certs),
-        ca=_field(errs, d, path, "ca", parse_readable_file, None),
-        require_client_cert=_field(errs, d, path, "require_client_cert", parse_bool, False),
-        min_version=_field(errs, d, path, "min_version", _tls_version, "1.2"),
-    )
-    if tls.require_client_cert and "ca" not in d:
-        errs.add(
-            _join(path, "ca"),
-            "required when require_client_cert is true (the CA that signs client certificates)",
-        )
-    if not errs.has_under(path):
-        try:
-            server_context(tls, alpn)  # the files parse and each key matches its certificate
-        except TlsSetupError as exc:
-            errs.add(path, str(exc))
-    return tls
-
-
-def _tls_version(value: object) -> str:
-    if isinstance(value, float):  # min_version: 1.2 written unquoted
-        value = f"{value:.1f}"
-    return one_of(TLS_VERSIONS)(value)
-
-
-def _cluster_tls(errs: _Errors, path: str, raw: object, protocol: str) -> ClusterTlsConfig | None:
-    if raw is None or raw is False:
-        return None
-    if raw is True:
-        raw = {}
-    d = _mapping(errs, path, raw, _CLUSTER_TLS_KEYS)
-    if d is None:
-        return None
-    alpn: tuple[str, ...] | None = None
-    sans: tuple[str, ...] = ()
-    if "subject_alt_names" in d:
-        items = _list(errs, _join(path, "subject_alt_names"), d["subject_alt_names"])
-        try:
-            sans = tuple(parse_name(x) for x in items)
-        except ValueError as exc:
-            errs.add(_join(path, "subject_alt_names"), str(exc))
-        if not sans and not errs.has_under(_join(path, "subject_alt_names")):
-            errs.add(_join(path, "subject_alt_names"), "must not be empty (leave it out)")
-    if "alpn" in d:
-        items = _list(errs, _join(path, "alpn"), d["alpn"])
-        try:
-            alpn = tuple(parse_name(x) for x in items)
-        except ValueError as exc:
-            errs.add(_join(path, "alpn"), str(exc))
-    tls = ClusterTlsConfig(
-        sni=_field(errs, d, path, "sni", _server_name, None),
-        ca=_field(errs, d, path, "ca", parse_readable_file, None),
-        cert=_field(errs, d, path, "cert", parse_readable_file, None),
-        key=_field(errs, d, path, "key", parse_readable_file, None),
-        verify=_field(errs, d, path, "verify", parse_bool, True),
-        alpn=alpn,
-        min_version=_field(errs, d, path, "min_version", _tls_version, "1.2"),
-        subject_alt_names=sans,
-    )
-    if sans and not tls.verify:
-        errs.add(_join(path, "subject_alt_names"), "has no effect with verify: false")
-    if ("cert" in d) != ("key" in d):
-        missing = "key" if "cert" in d else "cert"
-        errs.add(
-            _join(path, missing),
-            "required with "
-            f"{'cert' if missing == 'key' else 'key'} (a client certificate needs both)",
-        )
-    if tls.ca and not tls.verify:
-        errs.add(_join(path, "ca"), "has no effect with verify: false; remove one of them")
-    if not errs.has_under(path):
-        try:
-            client_context(tls, protocol)
-        except TlsSetupError as exc:
-            errs.add(path, str(exc))
-    return tls
 
 
 def _filters(
@@ -815,84 +685,6 @@ def parse_config(
     if config is None:
         raise ConfigError(errors)
     return config
-
-
-class _DuplicateKeys:
-    """Loader mixin that records duplicate mapping keys (PyYAML keeps the last silently)."""
-
-    duplicates: list[str]
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # Checked before SafeLoader flattens ``<<`` merges, whose keys may legally repeat.
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[tuple[str, str], yaml.Mark] = {}
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                    continue
-                ident = (key_node.tag, key_node.value)
-                mark = key_node.start_mark
-                if ident in seen:
-                    self.duplicates.append(
-                        f"{mark.line + 1}:{mark.column + 1}: duplicate key {key_node.value!r}"
-                        f" (first at line {seen[ident].line + 1})"
-                    )
-                else:
-                    seen[ident] = mark
-        out: dict[Any, Any] = super().construct_mapping(node, deep=deep)  # type: ignore[misc]
-        return out
-
-
-class _StrictLoader(_DuplicateKeys, yaml.SafeLoader):
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates = []
-
-
-# libyaml's parser, when PyYAML has it, reads big files ten times faster (the control plane
-# re-reads its file on every change). Its error messages differ, so a document it refuses
-# is read again by the pure-Python loader, whose messages the docs and tests know.
-_CLoader: Any = getattr(yaml, "CSafeLoader", None)
-_FastLoader: Any = None
-if _CLoader is not None:
-
-    class _FastLoader(_DuplicateKeys, _CLoader):  # type: ignore[no-redef,misc]
-        def __init__(self, stream: str) -> None:
-            super().__init__(stream)
-            self.duplicates = []
-
-
-def _read_yaml(text: str, source: str) -> tuple[object, list[str]]:
-    if _FastLoader is not None:
-        fast = _FastLoader(text)
-        try:
-            return fast.get_single_data(), [f"{source}:{d}" for d in fast.duplicates]
-        except (yaml.YAMLError, RecursionError, ValueError):
-            pass  # diagnosed below
-        finally:
-            fast.dispose()
-    loader: _StrictLoader | None = None
-    try:
-        loader = _StrictLoader(text)  # checks the characters up front
-        return loader.get_single_data(), [f"{source}:{d}" for d in loader.duplicates]
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = exc.problem or "syntax error"
-        context = f" ({exc.context})" if exc.context else ""
-        raise ConfigError(f"{where}: invalid YAML: {problem}{context}") from None
-    except yaml.reader.ReaderError as exc:
-        before = text[: exc.position]
-        where = f"{source}:{before.count(chr(10)) + 1}:{exc.position - before.rfind(chr(10))}"
-        raise ConfigError(
-            f"{where}: invalid YAML: character #x{exc.character:04x} is not allowed ({exc.reason})"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: invalid YAML: nested too deeply") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
 
 
 def load_config(
