@@ -64,8 +64,8 @@ class Dispatcher(asyncio.BufferedProtocol):
     def __init__(self, ctx: ListenerContext) -> None:
         self.ctx = ctx
         self.transport: asyncio.Transport | None = None
-        self._buf = bytearray(SNIFF_LIMIT)
-        self._view = memoryview(self._buf)
+        self._buf: bytearray | None = None  # allocated at the first read: most connections
+        self._view = memoryview(b"")  # are handed over before reading anything
         self._read = 0
         self._timer: asyncio.TimerHandle | None = None
         self._candidates: list[Any] = []
@@ -94,6 +94,9 @@ class Dispatcher(asyncio.BufferedProtocol):
         self._timer = ctx.loop.call_later(ctx.config.sniff_timeout, self._sniff_timeout)
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._buf is None:
+            self._buf = bytearray(SNIFF_LIMIT)
+            self._view = memoryview(self._buf)
         return self._view[self._read :]
 
     def buffer_updated(self, nbytes: int) -> None:

@@ -47,6 +47,10 @@ from mosn_py.xds.convert import ConversionError, decode
 log = logging.getLogger("mosn_py.xds")
 
 INVALID_ARGUMENT = 3  # google.rpc.Code
+# A SotW response holds a whole type (every cluster, every endpoint): gRPC's default 4 MiB
+# receive limit is about 15,000 clusters. Raise it; what arrives is validated anyway.
+MAX_RESPONSE_BYTES = 256 << 20
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
 
 
 @dataclass
@@ -104,7 +108,7 @@ class XdsClient:
         target = str(self.config.address)
         while True:
             got_response = False
-            channel = grpc.aio.insecure_channel(target)
+            channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
             try:
                 try:
                     await asyncio.wait_for(channel.channel_ready(), self.config.connect_timeout)
