@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mosn_py.codecs.http1.codec import Http1Codec
 from mosn_py.codecs.http2.codec import Http2Codec
@@ -173,3 +175,27 @@ def test_a_connection_dialled_straight_to_the_capture_port_is_closed(
 ) -> None:
     d, t = start(loop, [HTTP], local=("127.0.0.1", 15001))
     assert t.closed and t.protocol is d
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=6),
+       st.sampled_from([[HTTP, REDIS], [REDIS, H2, TCP], [HTTP], [H2]]))
+def test_any_bytes_are_handed_over_whole_or_kept_waiting(
+    chunks: list[bytes], candidates: list[Any]
+) -> None:
+    """Whatever a client sends first, the dispatcher never raises: either it is still
+    reading (a prefix some protocol could continue) or the connection went to one listener
+    with every byte read so far, in order."""
+    loop = asyncio.new_event_loop()
+    try:
+        d, t = start(loop, candidates)
+        sent = b""
+        for chunk in chunks:
+            if t.protocol is not d:
+                break
+            feed(d, chunk)
+            sent += chunk
+        if t.protocol is not d:
+            assert bytes(t.protocol.data) == sent
+    finally:
+        loop.close()
