@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mosn_py.dispatch")
 
 SNIFF_LIMIT = 16 << 10  # bytes read at most before deciding (a TLS record fits)
-HTTP_PROTOCOLS = ("http1", "http2", "http", "grpc")
 
 
 class Dispatcher(asyncio.BufferedProtocol):
@@ -161,11 +160,12 @@ class Dispatcher(asyncio.BufferedProtocol):
             ctx.runtime.protocol_factory(target.config) if target is not None
             else make_tcp_protocol  # this listener's own cluster: the passthrough
         )
-        log_event(
-            log, logging.DEBUG, "intercepted connection", listener=ctx.config.name,
-            destination=str(self._dst), protocol=protocol, to=dest_ctx.config.name,
-            sni=self.hello.server_name if self.hello else None,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # every intercepted connection passes here
+            log_event(
+                log, logging.DEBUG, "intercepted connection", listener=ctx.config.name,
+                destination=str(self._dst), protocol=protocol, to=dest_ctx.config.name,
+                sni=self.hello.server_name if self.hello else None,
+            )
         proto = factory(dest_ctx)
         t.set_protocol(proto)
         proto.connection_made(t)

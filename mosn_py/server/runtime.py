@@ -137,15 +137,15 @@ class Runtime:
                 None if not cfg.bind_to_port
                 else self._sockets.get(cfg.name) or bind_socket(cfg)
             )
-            listener = Listener(ctx, self._factory(cfg), sock)
+            listener = Listener(ctx, self.protocol_factory(cfg), sock)
             await listener.start()
             self.listeners.append(listener)
-            self._index_virtual()
             host, port = listener.address
             log_event(
                 log, logging.INFO, "listener started",
                 listener=cfg.name, protocol=cfg.protocol, address=_fmt(host, port),
             )
+        self._index_virtual()
         if self.config.admin is not None:
             from mosn_py.admin.server import AdminServer
 
@@ -199,13 +199,11 @@ class Runtime:
                     # workers each run their own xDS client and bind what it adds
                     bound.append(bind_socket(cfg, reuse_port=self._workers))
                 plan.append((cfg, ctx, cur, donor))
-        except ConfigError:
+        except (ConfigError, OSError) as e:
             for b in bound:
                 b.close()
-            raise
-        except OSError as e:
-            for b in bound:
-                b.close()
+            if isinstance(e, ConfigError):
+                raise
             raise ConfigError(e.strerror or str(e)) from None
         self.config = new
         self.clusters.drain_timeout = new.drain_timeout
@@ -221,7 +219,7 @@ class Runtime:
                     else donor.dup_socket() if donor is not None
                     else next(sockets)
                 )
-                listener = Listener(obj, self._factory(cfg), sock)
+                listener = Listener(obj, self.protocol_factory(cfg), sock)
                 await listener.start()
                 keep.append(listener)
                 started += 1
@@ -288,11 +286,10 @@ class Runtime:
         wildcard = "::" if ":" in dst.host else "0.0.0.0"
         return self._virtual.get((wildcard, dst.port)) or []
 
-    def protocol_factory(self, cfg: ListenerConfig) -> Any:
-        return self._factory(cfg)
-
     @staticmethod
-    def _factory(cfg: ListenerConfig) -> Any:
+    def protocol_factory(cfg: ListenerConfig) -> Any:
+        """The protocol factory of a listener's connections (the dispatcher's hand-off
+        uses it too)."""
         if cfg.use_original_dst:
             from mosn_py.server.dispatch import make_dispatch_protocol
 

@@ -13,7 +13,7 @@ from mosn_py.codecs.base import CodecLimits, PoolMode
 from mosn_py.config.model import Address, ClusterConfig, Endpoint
 from mosn_py.observability.log import log_event
 from mosn_py.server.connection import WriteBatcher
-from mosn_py.tls import client_context
+from mosn_py.tls import client_context, san_mismatch
 from mosn_py.upstream.host import Host
 from mosn_py.upstream.lb import LoadBalancer
 from mosn_py.upstream.pingpong import PingPongPool
@@ -122,10 +122,8 @@ class Cluster:
                 batcher=self._batcher,
                 cluster_name=self.name,
                 health=self,
-                tls_context=self.ssl,
-                sni=self.config.tls.sni if self.config.tls else None,
-                sans=self.config.tls.subject_alt_names if self.config.tls else (),
-                source_address=self.config.source_address,
+                connect_args=self.connect_args,
+                check_peer=self.peer_mismatch if self._sans else None,
                 **extra,
             )
             if self.setup_pool is not None:
@@ -197,6 +195,7 @@ class Cluster:
         known: dict[Endpoint, list[Endpoint]] = {}
         while True:
             cfg = self.config
+            known = {e: v for e, v in known.items() if e in cfg.endpoints}
             for e in cfg.endpoints:
                 try:
                     infos = await self._loop.getaddrinfo(
@@ -219,10 +218,21 @@ class Cluster:
                 self._set_hosts(tuple(resolved.values()))
             await asyncio.sleep(cfg.dns_refresh_rate)
 
-    # --- passive health ----------------------------------------------------------------------
+    @property
+    def _sans(self) -> tuple[str, ...]:
+        return self.config.tls.subject_alt_names if self.config.tls else ()
+
+    def peer_mismatch(self, transport: Any) -> str | None:
+        """Why a TLS connection's server is not one ``tls.subject_alt_names`` allows, or None
+        (also None when the cluster sets no identities: the host name was checked)."""
+        sans = self._sans
+        if not sans:
+            return None
+        return san_mismatch(transport.get_extra_info("ssl_object") if transport else None, sans)
+
     def connect_args(self, host: str) -> dict[str, Any]:
-        """``create_connection`` keyword arguments for a connection to ``host`` (tcp_proxy):
-        TLS, and the local address to bind."""
+        """``create_connection`` keyword arguments for a connection to ``host`` (tcp_proxy
+        and the pools): TLS, and the local address to bind."""
         out: dict[str, Any] = {}
         if self.config.source_address:
             out["local_addr"] = (self.config.source_address, 0)
@@ -232,6 +242,7 @@ class Cluster:
             out["server_hostname"] = tls.sni or host
         return out
 
+    # --- passive health ----------------------------------------------------------------------
     def report_connect_success(self, host: Host) -> None:
         host.consecutive_connect_failures = 0
 

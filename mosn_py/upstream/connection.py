@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,6 @@ from mosn_py.codecs.base import CodecLimits, Role
 from mosn_py.errors import ResetReason
 from mosn_py.observability.log import log_event
 from mosn_py.server.connection import PAUSE_UPSTREAM, BaseConnection, WriteBatcher
-from mosn_py.tls import san_mismatch
 
 if TYPE_CHECKING:
     from mosn_py.upstream.host import Host
@@ -83,9 +81,8 @@ class PooledConnection(BaseConnection):
             self._connect_task = None
 
     def on_connected(self) -> None:
-        if self.pool.sans:
-            t = self.transport
-            why = san_mismatch(t.get_extra_info("ssl_object") if t else None, self.pool.sans)
+        if self.pool.check_peer is not None:
+            why = self.pool.check_peer(self.transport)
             if why is not None:
                 self.host.cx_connect_fail += 1
                 log_event(log, logging.WARNING, "upstream identity refused",
@@ -171,11 +168,9 @@ class PoolBase:
         "health",
         "conns",
         "closed",
-        "ssl",
-        "sni",
         "setup",
-        "sans",
-        "source_address",
+        "check_peer",
+        "_connect_args",
     )
 
     def __init__(
@@ -190,16 +185,14 @@ class PoolBase:
         batcher: WriteBatcher,
         cluster_name: str,
         health: Any = None,
-        tls_context: ssl.SSLContext | None = None,
-        sni: str | None = None,
-        sans: tuple[str, ...] = (),
-        source_address: str | None = None,
+        connect_args: Callable[[str], dict[str, Any]] | None = None,
+        check_peer: Callable[[Any], str | None] | None = None,
     ) -> None:
-        self.source_address = source_address
         self.host = host
-        self.sans = sans  # identities the server certificate must show (san_mismatch)
-        self.ssl = tls_context  # originate TLS with this context (the cluster's)
-        self.sni = sni
+        # host -> create_connection keywords (TLS, local address): the cluster's
+        self._connect_args = connect_args
+        # transport -> why the server's certificate is not the one wanted (None: it is)
+        self.check_peer = check_peer
         # Requests every new connection sends first (Redis AUTH / HELLO 3): (frame, callbacks)
         self.setup: list[tuple[Any, Any]] = []
         self.size = size
@@ -214,14 +207,8 @@ class PoolBase:
         self.closed = False
 
     def connect_args(self, host: str) -> dict[str, Any]:
-        """Keyword arguments for ``create_connection``: TLS, the local address to bind."""
-        out: dict[str, Any] = {}
-        if self.source_address:
-            out["local_addr"] = (self.source_address, 0)
-        if self.ssl is not None:
-            out["ssl"] = self.ssl
-            out["server_hostname"] = self.sni or host
-        return out
+        """Keyword arguments for ``create_connection``: none for plain TCP."""
+        return self._connect_args(host) if self._connect_args is not None else {}
 
     def _open(self, cls: type[PooledConnection]) -> Any:
         c: Any = cls(self)

@@ -9,14 +9,17 @@ of the last snapshot that was applied.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from mosn_py.config.loader import parse_config
 from mosn_py.config.model import Config
 from mosn_py.errors import ConfigError
 from mosn_py.xds.convert import ClusterPart, ListenerPart
+
+P = TypeVar("P")
+D = TypeVar("D")
 
 
 @dataclass
@@ -51,26 +54,10 @@ class Assembler:
         """Assemble and validate; raises ``ConfigError`` whose lines name the xDS resource
         (``Listener 'x': listeners[2].max_body_size: ...``)."""
         warming: list[str] = []
-        use_l: dict[str, tuple[ListenerPart, dict[str, Any] | None]] = {}
-        for name, part in listeners.items():
-            if part.rds is None:
-                use_l[name] = (part, None)
-            elif part.rds in routes:
-                use_l[name] = (part, routes[part.rds])
-            else:
-                warming.append(f"listener {name!r}: waiting for RouteConfiguration {part.rds!r}")
-                if name in self.live_listeners:
-                    use_l[name] = self.live_listeners[name]
-        use_c: dict[str, tuple[ClusterPart, list[dict[str, Any]] | None]] = {}
-        for name, cpart in clusters.items():
-            if cpart.eds is None:
-                use_c[name] = (cpart, None)
-            elif cpart.eds in endpoints:
-                use_c[name] = (cpart, endpoints[cpart.eds])
-            else:
-                warming.append(f"cluster {name!r}: waiting for ClusterLoadAssignment {cpart.eds!r}")
-                if name in self.live_clusters:
-                    use_c[name] = self.live_clusters[name]
+        use_l = _warm(listeners, routes, self.live_listeners, warming,
+                      "listener", "RouteConfiguration", lambda p: p.rds)
+        use_c = _warm(clusters, endpoints, self.live_clusters, warming,
+                      "cluster", "ClusterLoadAssignment", lambda p: p.eds)
         doc, owners = self._document(use_l, use_c)
         try:
             config = parse_config(
@@ -134,6 +121,32 @@ class Assembler:
             out_c.append(c)
         doc["listeners"], doc["routes"], doc["clusters"] = out_l, out_r, out_c
         return doc, owners
+
+
+def _warm(
+    parts: Mapping[str, P],
+    deps: Mapping[str, D],
+    live: Mapping[str, tuple[P, D | None]],
+    warming: list[str],
+    kind: str,
+    dep_kind: str,
+    dep_of: Callable[[P], str | None],
+) -> dict[str, tuple[P, D | None]]:
+    """Each part with what it depends on (a listener's RDS routes, a cluster's EDS
+    endpoints): a part whose dependency has not arrived is warming, and the version that was
+    live before (if any) stays."""
+    out: dict[str, tuple[P, D | None]] = {}
+    for name, part in parts.items():
+        dep = dep_of(part)
+        if dep is None:
+            out[name] = (part, None)
+        elif dep in deps:
+            out[name] = (part, deps[dep])
+        else:
+            warming.append(f"{kind} {name!r}: waiting for {dep_kind} {dep!r}")
+            if name in live:
+                out[name] = live[name]
+    return out
 
 
 def _owned(line: str, owners: Mapping[str, str]) -> str:

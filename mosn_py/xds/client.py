@@ -99,7 +99,6 @@ class XdsClient:
         self.warming: list[str] = []
         self._queue: asyncio.Queue[discovery_pb2.DiscoveryRequest | None] | None = None
         self._node_pending = True  # the node goes in the first request of each stream
-        self._lock = asyncio.Lock()
 
     # --- the stream -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -173,13 +172,13 @@ class XdsClient:
             user_agent_version=__version__,
         )
 
-    def _send(self, t: TypeState, *, error: str | None = None, nonce: str | None = None) -> None:
+    def _send(self, t: TypeState, *, error: str | None = None) -> None:
         if self._queue is None:
             return
         req = discovery_pb2.DiscoveryRequest(
             version_info=t.version,
             type_url=t.type_url,
-            response_nonce=t.nonce if nonce is None else nonce,
+            response_nonce=t.nonce,
             resource_names=[] if t.type_url in R.FULL_STATE_TYPES else sorted(t.names),
         )
         if self._node_pending:
@@ -196,54 +195,50 @@ class XdsClient:
             # Not a type we subscribed to: NACK it without touching anything (§1.4).
             log_event(log, logging.WARNING, "xds response of an unknown type",
                       type_url=resp.type_url)
-            fake = TypeState(resp.type_url)
-            fake.nonce = resp.nonce
-            self._send(fake, error=f"mosn-py does not subscribe to {resp.type_url}")
+            self._send(TypeState(resp.type_url, nonce=resp.nonce),
+                       error=f"mosn-py does not subscribe to {resp.type_url}")
             return
         t.nonce = resp.nonce
         started = time.perf_counter()
-        async with self._lock:
-            try:
-                decoded = decode(resp.type_url, resp.resources)
-                new_resources = (
-                    decoded if resp.type_url in R.FULL_STATE_TYPES
-                    else {**t.resources, **decoded}  # RDS/EDS: no deletion by omission
-                )
-                stats = await self._rebuild({resp.type_url: new_resources})
-            except (ConversionError, ConfigError) as e:
-                message = _one_line(e)
-                t.rejected += 1
-                t.last_nack = {
-                    "version": resp.version_info,
-                    "nonce": resp.nonce,
-                    "message": message,
-                    "time": time.time(),
-                }
-                log_event(log, logging.WARNING, "xds NACK", type=R.SHORT_NAMES[t.type_url],
-                          version=resp.version_info, nonce=resp.nonce, error=message)
-                self._send(t, error=message)
-                self._check_synced()
-                return
-            t.version = resp.version_info
-            t.accepted += 1
-            t.last_update = time.time()
-            t.last_apply_ms = round((time.perf_counter() - started) * 1000, 1)
-            log_event(log, logging.INFO, "xds ACK", type=R.SHORT_NAMES[t.type_url],
-                      version=t.version, resources=len(t.resources), took_ms=t.last_apply_ms,
-                      **{k: v for k, v in stats.items() if v})
-            self._send(t)
-            self._resubscribe()
+        try:
+            decoded = decode(resp.type_url, resp.resources)
+            new_resources = (
+                decoded if resp.type_url in R.FULL_STATE_TYPES
+                else {**t.resources, **decoded}  # RDS/EDS: no deletion by omission
+            )
+            stats = await self._rebuild({resp.type_url: new_resources})
+        except (ConversionError, ConfigError) as e:
+            message = _one_line(e)
+            t.rejected += 1
+            t.last_nack = {
+                "version": resp.version_info,
+                "nonce": resp.nonce,
+                "message": message,
+                "time": time.time(),
+            }
+            log_event(log, logging.WARNING, "xds NACK", type=R.SHORT_NAMES[t.type_url],
+                      version=resp.version_info, nonce=resp.nonce, error=message)
+            self._send(t, error=message)
             self._check_synced()
+            return
+        t.version = resp.version_info
+        t.accepted += 1
+        t.last_update = time.time()
+        t.last_apply_ms = round((time.perf_counter() - started) * 1000, 1)
+        log_event(log, logging.INFO, "xds ACK", type=R.SHORT_NAMES[t.type_url],
+                  version=t.version, resources=len(t.resources), took_ms=t.last_apply_ms,
+                  **{k: v for k, v in stats.items() if v})
+        self._send(t)
+        self._resubscribe()
+        self._check_synced()
 
     async def _rebuild(self, replace: dict[str, dict[str, Any]]) -> dict[str, int]:
         """Assemble a snapshot from the current state with ``replace`` swapped in, apply it,
         and only then keep the new state. Raises ConfigError (nothing changed then)."""
         state = {url: replace.get(url, t.resources) for url, t in self.types.items()}
         # RDS/EDS resources nobody references any more are dropped (their parent let go).
-        routes_wanted = {p.rds for p in state[R.LISTENER].values() if p.rds}
-        eds_wanted = {p.eds for p in state[R.CLUSTER].values() if p.eds}
-        state[R.ROUTE] = {k: v for k, v in state[R.ROUTE].items() if k in routes_wanted}
-        state[R.ENDPOINT] = {k: v for k, v in state[R.ENDPOINT].items() if k in eds_wanted}
+        for url, wanted in _referenced(state).items():
+            state[url] = {k: v for k, v in state[url].items() if k in wanted}
         assembly = self.assembler.build(
             state[R.LISTENER], state[R.ROUTE], state[R.CLUSTER], state[R.ENDPOINT]
         )
@@ -256,12 +251,7 @@ class XdsClient:
 
     def _resubscribe(self) -> None:
         """Subscribe RDS/EDS to exactly the names the listeners and clusters reference."""
-        wanted = {
-            R.ROUTE: frozenset(p.rds for p in self.types[R.LISTENER].resources.values() if p.rds),
-            R.ENDPOINT: frozenset(
-                p.eds for p in self.types[R.CLUSTER].resources.values() if p.eds
-            ),
-        }
+        wanted = _referenced({url: t.resources for url, t in self.types.items()})
         for url, names in wanted.items():
             t = self.types[url]
             if names != t.names:
@@ -286,6 +276,15 @@ class XdsClient:
             "warming": list(self.warming),
             "types": {R.SHORT_NAMES[url]: t.view() for url, t in self.types.items()},
         }
+
+
+def _referenced(state: dict[str, dict[str, Any]]) -> dict[str, frozenset[str]]:
+    """The RouteConfiguration names the listeners of ``state`` reference and the
+    ClusterLoadAssignment names its clusters reference."""
+    return {
+        R.ROUTE: frozenset(p.rds for p in state[R.LISTENER].values() if p.rds),
+        R.ENDPOINT: frozenset(p.eds for p in state[R.CLUSTER].values() if p.eds),
+    }
 
 
 class _Retry(Exception):

@@ -34,7 +34,6 @@ from mosn_py.server.connection import (
     WRITE_LOW_WATER,
     BaseConnection,
 )
-from mosn_py.tls import san_mismatch
 
 if TYPE_CHECKING:
     from mosn_py.server.listener import ListenerContext
@@ -231,16 +230,13 @@ class TcpProxySession:
             if self.done:  # the client went away while we were connecting
                 up.abort()
                 return
-            sans = cluster.config.tls.subject_alt_names if cluster.config.tls else ()
-            if sans:
-                t = up.transport
-                why = san_mismatch(t.get_extra_info("ssl_object") if t else None, sans)
-                if why is not None:
-                    log_event(log, logging.WARNING, "upstream identity refused",
-                              listener=ctx.config.name, cluster=cluster.name, host=str(addr),
-                              error=why)
-                    up.abort()
-                    continue
+            why = cluster.peer_mismatch(up.transport)
+            if why is not None:
+                log_event(log, logging.WARNING, "upstream identity refused",
+                          listener=ctx.config.name, cluster=cluster.name, host=str(addr),
+                          error=why)
+                up.abort()
+                continue
             self.host = target
             if hasattr(target, "cx_connect_fail"):
                 cluster.report_connect_success(target)
