@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.e2e.netns import Netns, Network, skip_reason
 
 REPO = Path(__file__).resolve().parents[2]
 PEERS = REPO / "tests" / "integration" / "peers"
@@ -31,68 +32,43 @@ SERVER_ID = "spiffe://cluster.local/ns/default/sa/server"
 DIRECT_HTTP, DIRECT_REDIS = 18080, 16379
 
 
+NOBODY = 65534  # the applications' uid: not the proxy's, so their traffic is intercepted
+
+
 def missing() -> str | None:
     """Why the e2e tests cannot run here (None: they can)."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, iptables)"
-    for tool in ("ip", "iptables", "setpriv", "curl", "redis-server", "redis-cli"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (bash scripts/install.sh --test)"
-    probe = f"mosnpy-probe-{os.getpid()}"
-    r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"cannot create a network namespace: {r.stderr.strip()}"
-    try:
-        r = subprocess.run(["ip", "netns", "exec", probe, "iptables", "-t", "nat", "-L"],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            return f"iptables nat does not work in a namespace: {r.stderr.strip()}"
-    finally:
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
-
-
-
-def sh(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} -> {r.returncode}: {r.stderr}{r.stdout}")
-    return r
+    return skip_reason("setpriv", "curl", "redis-server", "redis-cli")
 
 
 class Pod:
-    def __init__(self, name: str, ip: str) -> None:
-        self.ns = name
+    """A network namespace with an address: run commands in it, start processes (stopped
+    with the ``Network`` that owns the namespace)."""
+
+    def __init__(self, netns: Netns, ip: str) -> None:
+        self.netns = netns
+        self.ns = netns.name
         self.ip = ip
-        self.procs: list[subprocess.Popen[bytes]] = []
 
     def run(self, *cmd: str, user: bool = False, check: bool = True,
             timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        prefix = ["ip", "netns", "exec", self.ns, *(NOBODY if user else [])]
-        return sh(*prefix, *cmd, check=check, timeout=timeout)
+        """Run to completion (as the applications' uid with ``user``)."""
+        return self.netns.run(*cmd, user=NOBODY if user else None, check=check,
+                              timeout=timeout)
 
     def start(self, *cmd: str, ready: str | None = None, log: Path | None = None,
               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start in the background; with ``ready``, wait for its first line to start so."""
         out: Any = open(log, "wb") if log else subprocess.PIPE  # noqa: SIM115
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns, *cmd], stdout=out,
-                                stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, cwd=REPO)
-        self.procs.append(proc)
+        proc: subprocess.Popen[bytes] = self.netns.popen(
+            *cmd, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+            env={**os.environ, **(env or {})}, cwd=REPO)
+        if log:
+            out.close()  # the child has its own copy
         if ready is not None:
             assert proc.stdout is not None
             line = proc.stdout.readline().decode()
             assert line.startswith(ready), f"{cmd}: {line!r}"
         return proc
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def example(name: str, replace: dict[str, str]) -> dict[str, Any]:
@@ -122,10 +98,12 @@ def sidecar_b(pki: dict[str, Path]) -> dict[str, Any]:
 
 def make_certs(root: Path, mosn: list[str]) -> dict[str, Path]:
     """A mesh CA and the two workloads' certificates, made with ``mosn-py certs``."""
-    sh(*mosn, "certs", "ca", "--out", str(root / "ca"))
+    subprocess.run([*mosn, "certs", "ca", "--out", str(root / "ca")], check=True,
+                   capture_output=True, timeout=30)
     for name in ("client", "server"):
-        sh(*mosn, "certs", "workload", "--ca", str(root / "ca"), "--out", str(root / name),
-           "--name", name)
+        subprocess.run([*mosn, "certs", "workload", "--ca", str(root / "ca"),
+                        "--out", str(root / name), "--name", name],
+                       check=True, capture_output=True, timeout=30)
     for p in root.rglob("*"):
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
     os.chmod(root, 0o755)
@@ -134,19 +112,16 @@ def make_certs(root: Path, mosn: list[str]) -> dict[str, Path]:
             "server_cert": root / "server" / "cert.pem", "server_key": root / "server" / "key.pem"}
 
 
-def link(a: Pod, b: Pod, tag: str, *, ipv6: tuple[str, str] | None = None) -> None:
-    """Create both namespaces and a veth pair between them with the pods' addresses (/24),
-    and IPv6 ones (/64) if given."""
-    for pod in (a, b):
-        sh("ip", "netns", "add", pod.ns)
-        pod.run("ip", "link", "set", "lo", "up")
-    sh("ip", "link", "add", f"va{tag}", "netns", a.ns, "type", "veth", "peer", "name",
-       f"vb{tag}", "netns", b.ns)
-    for i, (pod, dev) in enumerate(((a, f"va{tag}"), (b, f"vb{tag}"))):
-        pod.run("ip", "addr", "add", f"{pod.ip}/24", "dev", dev)
-        if ipv6 is not None:
-            pod.run("ip", "-6", "addr", "add", f"{ipv6[i]}/64", "dev", dev, "nodad")
-        pod.run("ip", "link", "set", dev, "up")
+def pod_pair(net: Network, prefix: str, *,
+             ipv6: tuple[str, str] | None = None) -> tuple[Pod, Pod]:
+    """Two pods, ``<prefix>.1`` and ``<prefix>.2`` (/24), joined by a veth pair; IPv6
+    addresses (/64) too if given."""
+    a, b = net.netns(), net.netns()
+    dev_a, dev_b = net.veth(a, b, f"{prefix}.1/24", f"{prefix}.2/24")
+    if ipv6 is not None:
+        net.add_address(a, dev_a, f"{ipv6[0]}/64")
+        net.add_address(b, dev_b, f"{ipv6[1]}/64")
+    return Pod(a, f"{prefix}.1"), Pod(b, f"{prefix}.2")
 
 
 def start_sidecar(pod: Pod, cfg: dict[str, Any], tmp: Path) -> None:
@@ -162,22 +137,15 @@ def start_sidecar(pod: Pod, cfg: dict[str, Any], tmp: Path) -> None:
         time.sleep(0.05)
 
 
-def new_tag() -> str:
-    return f"{os.getpid() % 10000}{random.randint(100, 999)}"
-
-
 @contextlib.contextmanager
 def two_pods(
     tmp: Path, *, direct: bool = False, log_level: str = "debug"
 ) -> Iterator[dict[str, Any]]:
     os.chmod(tmp, 0o755)
-    net = random.randint(10, 250)
-    tag = new_tag()
-    a, b = Pod(f"mosnpy-a{tag}", f"10.78.{net}.1"), Pod(f"mosnpy-b{tag}", f"10.78.{net}.2")
     mosn = [sys.executable, "-m", "mosn_py.cli"]
     certs = make_certs(tmp / "certs", mosn)
-    try:
-        link(a, b, tag)
+    with Network() as net:
+        a, b = pod_pair(net, f"10.78.{random.randint(10, 250)}")
         # Interception, installed the way a pod's init container does. The sidecars run as
         # root here, so uid 0 is the proxy's; the applications run as uid 65534.
         a.run(*mosn, "iptables", "apply", "--proxy-uid", "0")
@@ -206,10 +174,6 @@ def two_pods(
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.1)
         yield {"a": a, "b": b, "tmp": tmp}
-    finally:
-        for pod in (a, b):
-            pod.stop()
-            sh("ip", "netns", "del", pod.ns, check=False)
 
 
 

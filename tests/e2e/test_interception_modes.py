@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.mesh import HERE, Pod, link, missing, new_tag, sh, start_sidecar
+from tests.e2e.mesh import HERE, Pod, missing, pod_pair, start_sidecar
+from tests.e2e.netns import Network
 
 pytestmark = [pytest.mark.timeout(120)]
 _SKIP = missing()
@@ -32,17 +33,10 @@ def passthrough(address: str, **listener: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def pods(tmp_path: Path) -> Iterator[tuple[Pod, Pod]]:
-    net = random.randint(10, 250)
-    a, b = Pod(f"mosnpy-c{new_tag()}", f"10.79.{net}.1"), Pod(f"mosnpy-s{new_tag()}",
-                                                              f"10.79.{net}.2")
-    try:
-        link(a, b, new_tag(), ipv6=(f"fd00:79:{net}::1", f"fd00:79:{net}::2"))
-        yield a, b
-    finally:
-        for pod in (a, b):
-            pod.stop()
-            sh("ip", "netns", "del", pod.ns, check=False)
+def pods() -> Iterator[tuple[Pod, Pod]]:
+    n = random.randint(10, 250)
+    with Network() as net:
+        yield pod_pair(net, f"10.79.{n}", ipv6=(f"fd00:79:{n}::1", f"fd00:79:{n}::2"))
 
 
 def banner(a: Pod, host: str) -> str:
