@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bolt_frames
-from common import install_uvloop, percentile, require_loopback
+from common import install_uvloop, percentile, require_loopback, take_batch
 
 _perf = time.perf_counter
 _MAX_ID = 0x7FFFFFFF
@@ -155,15 +155,8 @@ class _BoltConn(asyncio.Protocol):
         run = self.run
         if self.closed or not run.sending:
             return
-        k = run.inflight - len(self.pending)
+        k = take_batch(run, len(self.pending))
         if k <= 0:
-            return
-        if k >= run.remaining:
-            k = run.remaining
-            run.sending = False
-        run.remaining -= k
-        if k <= 0:
-            run.maybe_done()
             return
         prefix = run.prefix
         suffix = run.suffix

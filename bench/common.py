@@ -8,6 +8,7 @@ import math
 import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def require_loopback(host: str) -> str:
@@ -33,6 +34,24 @@ def install_uvloop(required: bool = True) -> str:
         return "asyncio"
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return f"uvloop {getattr(uvloop, '__version__', '?')}"
+
+
+def take_batch(run: Any, in_flight: int) -> int:
+    """How many requests one connection of a bounded load sends now: up to ``run.inflight``
+    outstanding, within ``run.remaining`` (the run's count). Takes them from
+    ``run.remaining``, clears ``run.sending`` when that is used up, and calls
+    ``run.maybe_done()`` when there was nothing left to send. 0: send nothing."""
+    k = run.inflight - in_flight
+    if k <= 0:
+        return 0
+    if k >= run.remaining:
+        k = run.remaining
+        run.sending = False
+    run.remaining -= k
+    if k <= 0:
+        run.maybe_done()
+        return 0
+    return int(k)
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

@@ -40,7 +40,7 @@ from typing import Any, cast
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import install_uvloop, percentile, require_loopback
+from common import install_uvloop, percentile, require_loopback, take_batch
 
 _perf = time.perf_counter
 KEY_FORMAT = "key:%012d"
@@ -199,15 +199,8 @@ class _McConn(asyncio.Protocol):
         run = self.run
         if self.closed or not run.sending:
             return
-        k = run.inflight - len(self.sent_at)
+        k = take_batch(run, len(self.sent_at))
         if k <= 0:
-            return
-        if k >= run.remaining:
-            k = run.remaining
-            run.sending = False
-        run.remaining -= k
-        if k <= 0:
-            run.maybe_done()
             return
         reqs = run.requests
         i = self.next_req

@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import install_uvloop, percentile, require_loopback
+from common import install_uvloop, percentile, require_loopback, take_batch
 
 _perf = time.perf_counter
 
@@ -116,15 +116,8 @@ class _SmallConn(asyncio.Protocol):
         run = self.run
         if self.closed or not run.sending:
             return
-        k = run.inflight - len(self.sent_at)
+        k = take_batch(run, len(self.sent_at))
         if k <= 0:
-            return
-        if k >= run.remaining:
-            k = run.remaining
-            run.sending = False
-        run.remaining -= k
-        if k <= 0:
-            run.maybe_done()
             return
         now = _perf()
         self.sent_at.extend([now] * k)
